@@ -1,0 +1,25 @@
+"""Exceptions raised by shapelib. Every message names the problem AND the fix."""
+
+
+class ShapelibError(Exception):
+    """Base class of all shapelib errors."""
+
+
+class ShapeError(ShapelibError, ValueError):
+    """Invalid geometry: wrong array shapes, NaN/inf, bad or degenerate faces, ..."""
+
+
+class NonManifoldError(ShapeError):
+    """An operator that needs a manifold mesh got a non-manifold one."""
+
+
+class ShapeIOError(ShapelibError, OSError):
+    """A mesh / point-cloud file could not be read or written."""
+
+
+class DatasetNotFoundError(ShapelibError, FileNotFoundError):
+    """A real dataset is not where shapelib looked for it."""
+
+
+class MissingDependencyError(ShapelibError, ImportError):
+    """An optional dependency is not installed."""

@@ -1,0 +1,139 @@
+"""Execute every notebook headless and write ``results/`` (``make reproduce``).
+
+    python -m shapelib.reproduce [--out results] [--only 01] [--timeout 3600]
+    python -m shapelib.reproduce --store-checks [--only 01]   # developers: refresh stored check outputs
+
+For each ``notebooks/NN_*.ipynb``: runs it with nbclient (scale from ``SHAPELIB_SCALE``;
+default ``standard`` on CPU, ``full`` with a CUDA GPU), saves the executed notebook as
+HTML, and gathers the rows each notebook passed to :func:`shapelib.report.results_table`
+into ``results/REPORT.md`` — stamped with date, scale and machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from . import config
+from .report import markdown_table
+
+
+def _machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.node()} · {cpu} · {os.cpu_count()} cores · {gpu} · Python {platform.python_version()} · torch {torch.__version__}"
+
+
+def run_notebook(path: Path, out_dir: Path, timeout: int) -> tuple[bool, float, str]:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    t0 = time.time()
+    ok, err = True, ""
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        ok, err = False, str(exc).splitlines()[-1] if str(exc) else repr(exc)
+    elapsed = time.time() - t0
+    (out_dir / "executed").mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / "executed" / path.name)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (out_dir / f"{path.stem}.html").write_text(html)
+    return ok, elapsed, err
+
+
+def store_checks(path: Path, timeout: int) -> None:
+    """Execute ``path`` at quick scale and write it back with every output stripped except those
+    of cells tagged ``keep_output`` (the ``# NBVAL_CHECK_OUTPUT`` cells nbval compares)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        if cell.metadata.get("keep_output"):
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"]
+            for o in cell.outputs:
+                o.pop("execution_count", None)
+        else:
+            cell.outputs = []
+    nbformat.write(nb, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="results")
+    ap.add_argument("--notebooks", default=str((config.REPO_ROOT or Path.cwd()) / "notebooks"))
+    ap.add_argument("--only", help="run only notebooks whose name starts with this prefix")
+    ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
+    ap.add_argument("--store-checks", action="store_true",
+                    help="execute at quick scale and store only the NBVAL_CHECK_OUTPUT outputs in notebooks/")
+    args = ap.parse_args(argv)
+    if args.store_checks:
+        os.environ["SHAPELIB_SCALE"] = "quick"
+        os.environ["MPLBACKEND"] = "Agg"
+        for path in sorted(Path(args.notebooks).glob(f"{args.only or ''}*.ipynb")):
+            print(f"storing check outputs of {path.name}", flush=True)
+            store_checks(path, args.timeout)
+        return 0
+
+    os.environ.setdefault("SHAPELIB_SCALE", config.scale())
+    # figures must be captured in the executed notebooks (a global Agg backend would drop them)
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    sink = out / "records.jsonl"
+    sink.unlink(missing_ok=True)
+    os.environ["SHAPELIB_RESULTS"] = str(sink)
+
+    notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
+    if args.only:
+        notebooks = [p for p in notebooks if p.name.startswith(args.only)]
+    print(f"reproduce: {len(notebooks)} notebooks · scale={config.scale()} · data={config.data_root()}", flush=True)
+    status = []
+    for path in notebooks:
+        print(f"  running {path.name} ...", end=" ", flush=True)
+        ok, elapsed, err = run_notebook(path, out, args.timeout)
+        status.append((path.name, ok, elapsed, err))
+        print(f"{'ok' if ok else 'FAILED'} ({elapsed:.0f} s){'  ' + err if err else ''}", flush=True)
+
+    rows = [json.loads(line) for line in sink.read_text().splitlines()] if sink.exists() else []
+    lines = [
+        "# shapelib — reproduction report",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- scale: `{config.scale()}`",
+        f"- machine: {_machine()}",
+        f"- data root: `{config.data_root()}` (real datasets used where found, synthetic families otherwise; the `data` column says which)",
+        "",
+        "## Notebooks",
+        "",
+        "| notebook | status | time |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {n} | {'ok' if ok else 'FAILED: ' + e} | {t:.0f} s |" for n, ok, t, e in status]
+    by_nb: dict[str, list] = {}
+    for r in rows:
+        by_nb.setdefault(r["notebook"], []).append(r)
+    for name, nb_rows in by_nb.items():
+        lines += ["", f"## {name}", "", markdown_table(nb_rows).rstrip()]
+    (out / "REPORT.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'REPORT.md'} and {len(status)} HTML files")
+    return 0 if all(ok for _, ok, _, _ in status) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
