@@ -63,12 +63,10 @@ def store_checks(path: Path, timeout: int) -> None:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
-        if cell.metadata.get("keep_output"):
+        if cell.metadata.get("keep_output"):  # nbval needs the execution count of a reference cell
             cell.outputs = [o for o in cell.outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"]
-            for o in cell.outputs:
-                o.pop("execution_count", None)
         else:
+            cell.execution_count = None
             cell.outputs = []
     nbformat.write(nb, path)
 

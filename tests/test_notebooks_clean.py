@@ -1,0 +1,31 @@
+"""Committed notebooks are stripped (small diffs, no stale numbers) except the cells whose
+stored output nbval compares (``# NBVAL_CHECK_OUTPUT`` with ``keep_output`` metadata)."""
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_outputs_stripped_except_checked_cells(path):
+    nb = nbformat.read(path, as_version=4)
+    checked = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        is_check = cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")
+        if is_check:
+            checked += 1
+            assert cell.metadata.get("keep_output"), f"{path.name} cell {i}: NBVAL_CHECK_OUTPUT cell needs keep_output metadata"
+            assert cell.get("outputs"), f"{path.name} cell {i}: NBVAL_CHECK_OUTPUT cell has no stored output to compare"
+            text = "".join(o.get("text", "") for o in cell.outputs)
+            assert "Error" not in text, f"{path.name} cell {i}: stored output is an error"
+        else:
+            assert not cell.get("outputs"), f"{path.name} cell {i}: outputs not stripped (run `make strip`)"
+    assert checked >= 1, f"{path.name}: no '# NBVAL_CHECK_OUTPUT' cell — every notebook checks its claims"
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ is empty"
