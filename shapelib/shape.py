@@ -415,7 +415,12 @@ class Shape:
                 raise ShapeIOError(f"Cannot read {path}: unsupported suffix {suffix!r}; use .off, .obj, .ply or .npz.")
             import meshio
 
-            m = meshio.read(path)
+            try:
+                m = meshio.read(path)
+            except Exception:
+                if suffix != ".obj":
+                    raise
+                return cls._read_with_trimesh(path, name)  # e.g. textured OBJ (uv indices ≠ vertices)
         except ShapeIOError:
             raise
         except Exception as exc:  # meshio raises many types on malformed files
@@ -434,7 +439,26 @@ class Shape:
             normals = np.stack([pd["nx"], pd["ny"], pd["nz"]], axis=1)
         elif "normals" in pd:
             normals = pd["normals"]
+        if normals is not None:
+            normals = np.asarray(normals, dtype=np.float64)
+            if not np.isfinite(normals).all() or (np.linalg.norm(normals, axis=1) < 1e-12).any():
+                import warnings
+
+                warnings.warn(f"{path}: some stored normals are zero or NaN; ignoring the file's normals "
+                              "(they are recomputed when needed).")
+                normals = None
         return cls(m.points[:, :3], faces, normals=normals, name=name)
+
+    @classmethod
+    def _read_with_trimesh(cls, path: Path, name: str) -> "Shape":
+        import trimesh
+
+        try:
+            mesh = trimesh.load(path, process=False, force="mesh")
+        except Exception as exc:
+            raise ShapeIOError(f"Could not parse {path} ({type(exc).__name__}: {exc}); re-export it as a plain "
+                               "triangle mesh.") from exc
+        return cls(np.asarray(mesh.vertices), np.asarray(mesh.faces), name=name)
 
     def write(self, path) -> Path:
         """Write to ``.off / .obj / .ply / .npz`` (normals are kept in .ply and .npz)."""

@@ -97,8 +97,10 @@ def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size
     """A row (or grid) of shapes, each with its own ``values`` — one Figure.
 
     shapes : list of `Shape` (or one Shape with a list of ``values``: the same shape several times).
-    values, titles : lists (or None) aligned with ``shapes``; ``**kw`` goes to :func:`plot_shape`.
+    values, titles, marks : lists (or None) aligned with ``shapes`` (``marks``: vertex indices to
+        highlight per panel); ``**kw`` goes to :func:`plot_shape`.
     """
+    marks = kw.pop("marks", None)
     import matplotlib.pyplot as plt
 
     if isinstance(shapes, Shape):
@@ -110,9 +112,10 @@ def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size
     ncols = ncols or len(shapes)
     nrows = int(np.ceil(len(shapes) / ncols))
     fig = plt.figure(figsize=(size * ncols, size * nrows))
-    for idx, (s, val, t) in enumerate(zip(shapes, values, titles)):
+    marks = list(marks) if marks is not None else [kw.pop("mark", None)] * len(shapes)
+    for idx, (s, val, t, mk) in enumerate(zip(shapes, values, titles, marks)):
         ax = fig.add_subplot(nrows, ncols, idx + 1, projection="3d")
-        plot_shape(s, val, ax=ax, title=t, **kw)
+        plot_shape(s, val, ax=ax, title=t, mark=mk, **kw)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.92, wspace=0, hspace=0.05)
     return fig
 

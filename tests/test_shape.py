@@ -124,3 +124,21 @@ def test_pca_normals_on_sphere_cloud(icosphere):
     cloud = Shape(icosphere.vertices)  # no normals given -> PCA, oriented outwards
     cos = np.einsum("ij,ij->i", cloud.vertex_normals(), icosphere.vertices)
     assert cos.min() > 0.99
+
+
+def test_zero_normals_in_file_are_dropped_with_warning(tmp_path, icosphere):
+    import meshio
+
+    n = np.tile([0.0, 0.0, 1.0], (icosphere.n_vertices, 1))
+    n[3] = 0.0
+    meshio.write(tmp_path / "z.ply", meshio.Mesh(icosphere.vertices, [], point_data={"nx": n[:, 0], "ny": n[:, 1], "nz": n[:, 2]}))
+    with pytest.warns(UserWarning, match="zero or NaN"):
+        s = Shape.read(tmp_path / "z.ply")
+    assert s.normals is None and not s.is_mesh
+
+
+def test_textured_obj_falls_back_to_trimesh(tmp_path):
+    text = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 3/3 2/2\nf 1/1 2/2 4/3\nf 1/1 4/3 3/3\nf 2/2 3/3 4/3\n"
+    (tmp_path / "t.obj").write_text(text)
+    s = Shape.read(tmp_path / "t.obj")
+    assert s.n_vertices == 4 and s.n_faces == 4
