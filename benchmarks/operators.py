@@ -22,23 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from _shapes import bumpy_torus
+
 HERE = Path(__file__).resolve().parent
 SIZES = {"1k": (64, 16), "10k": (200, 50), "50k": (500, 100)}  # torus sections -> n = a*b vertices
-
-
-def bumpy_torus(major: int, minor: int):
-    """A torus (R=1, r=0.35) with smooth bumps: n = major·minor vertices, no poles."""
-    import numpy as np
-    import trimesh
-
-    from shapelib import Shape
-
-    m = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=major, minor_sections=minor)
-    v = m.vertices
-    bump = 1 + 0.08 * np.sin(5 * np.arctan2(v[:, 1], v[:, 0])) * np.cos(3 * v[:, 2] / 0.35)
-    ring = np.c_[v[:, :2] / np.linalg.norm(v[:, :2], axis=1, keepdims=True), np.zeros(len(v))]
-    v = ring + (v - ring) * bump[:, None]
-    return Shape(v, m.faces, name=f"torus{len(v)}")
 
 
 def measure(label: str) -> dict:

@@ -65,33 +65,54 @@ def batched_cg(apply_A, b: torch.Tensor, diag: torch.Tensor, tol: float | None =
     return x
 
 
+def _scipy_csc(L: torch.Tensor):
+    """The sparse torch matrix as scipy csc (float64), for CPU direct solves."""
+    import scipy.sparse as sp
+
+    L = L.coalesce()
+    i = L.indices().cpu().numpy()
+    return sp.csc_matrix((L.values().detach().cpu().double().numpy(), (i[0], i[1])), shape=tuple(L.shape))
+
+
 class _ImplicitHeat(torch.autograd.Function):
-    """``y_c = (M + t_c L)⁻¹ M u_c`` for all channels; backward by the adjoint solve:
-    ``∂/∂u = M A⁻¹ g``, ``∂/∂t_c = −(A⁻¹ g)_c · (L y)_c``."""
+    """``y_c = (M + t_c L)⁻¹ M u_c`` for all channels; backward by the adjoint solve
+    (A is symmetric): ``∂/∂u = M A⁻¹ g``, ``∂/∂t_c = −(A⁻¹ g)_c · (L y)_c``.
+
+    CPU: one sparse LU (SuperLU) per channel, reused by the backward pass. Other devices:
+    Jacobi-preconditioned conjugate gradients (no factorisation; iterations grow like
+    sqrt(t·λ_max), so large t is slower).
+    """
 
     @staticmethod
-    def forward(ctx, u, t, L, M, Ldiag):
-        def apply_A(Y):
-            return M[:, None] * Y + torch.sparse.mm(L, Y) * t[None, :]
+    def forward(ctx, u, t, L, M, Ldiag, L_scipy):
+        if u.device.type == "cpu":
+            import scipy.sparse as sp
+            import scipy.sparse.linalg as sla
 
-        diag = M[:, None] + Ldiag[:, None] * t[None, :]
-        y = batched_cg(apply_A, M[:, None] * u, diag)
-        ctx.save_for_backward(y, t, M, Ldiag)
+            Mn = M.detach().double().numpy()
+            rhs = (Mn[:, None] * u.detach().double().numpy())
+            lus = [sla.splu(sp.csc_matrix(sp.diags(Mn) + float(tc) * L_scipy)) for tc in t.detach().cpu().numpy()]
+            y = torch.from_numpy(np.stack([lu.solve(rhs[:, c]) for c, lu in enumerate(lus)], axis=1)).to(u.dtype)
+            ctx.solve = lambda g: torch.from_numpy(np.stack(
+                [lu.solve(g[:, c].detach().double().numpy()) for c, lu in enumerate(lus)], axis=1)).to(g.dtype)
+        else:
+            def apply_A(Y):
+                return M[:, None] * Y + torch.sparse.mm(L, Y) * t[None, :]
+
+            diag = M[:, None] + Ldiag[:, None] * t[None, :]
+            y = batched_cg(apply_A, M[:, None] * u, diag)
+            ctx.solve = lambda g: batched_cg(apply_A, g.contiguous(), diag)
+        ctx.save_for_backward(y, M)
         ctx.L = L
         return y
 
     @staticmethod
     def backward(ctx, g):
-        y, t, M, Ldiag = ctx.saved_tensors
-        L = ctx.L
-
-        def apply_A(Y):
-            return M[:, None] * Y + torch.sparse.mm(L, Y) * t[None, :]
-
-        w = batched_cg(apply_A, g.contiguous(), M[:, None] + Ldiag[:, None] * t[None, :])
+        y, M = ctx.saved_tensors
+        w = ctx.solve(g)
         grad_u = M[:, None] * w if ctx.needs_input_grad[0] else None
-        grad_t = -(w * torch.sparse.mm(L, y)).sum(0) if ctx.needs_input_grad[1] else None
-        return grad_u, grad_t, None, None, None
+        grad_t = -(w * torch.sparse.mm(ctx.L, y)).sum(0) if ctx.needs_input_grad[1] else None
+        return grad_u, grad_t, None, None, None, None
 
 
 def to_basis(x: torch.Tensor, evecs: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
@@ -136,9 +157,10 @@ def diffuse(x: torch.Tensor, t: torch.Tensor, ops: dict, method: str = "spectral
     if method == "spectral":
         coefs = torch.exp(-ops["evals"][:, None] * t[None, :])
         return from_basis(coefs * to_basis(x, ops["evecs"], ops["M"]), ops["evecs"])
-    if "L_diag" not in ops:
+    if "L_diag" not in ops:  # cached in the dict: computed once per shape
         ops["L_diag"] = _sparse_diag(ops["L"])
-    return _ImplicitHeat.apply(x, t, ops["L"], ops["M"], ops["L_diag"])
+        ops["L_scipy"] = _scipy_csc(ops["L"]) if ops["L"].device.type == "cpu" else None
+    return _ImplicitHeat.apply(x, t, ops["L"], ops["M"], ops["L_diag"], ops["L_scipy"])
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -251,7 +273,10 @@ class DiffusionNet(nn.Module):
         self.last_activation = last_activation
 
     def forward(self, x: torch.Tensor, ops: dict, faces: torch.Tensor | None = None, edges: torch.Tensor | None = None,
-                return_features: bool = False):
+                rows: torch.Tensor | None = None, return_features: bool = False):
+        """``rows`` (vertex outputs only): evaluate the output layer at these vertices alone —
+        with thousands of labels (FAUST's 6,890) the full ``(n, out)`` logits dominate time and
+        memory. ``return_features=True`` also returns the last hidden features ``(n, width)``."""
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"DiffusionNet expects x of shape (n, {self.in_channels}), got {tuple(x.shape)}.")
         if x.shape[0] != ops["M"].shape[0]:
@@ -260,7 +285,7 @@ class DiffusionNet(nn.Module):
         h = self.first(x)
         for block in self.blocks:
             h = block(h, ops)
-        out = self.last(h)
+        out = self.last(h if rows is None else h[rows])
         if self.outputs_at == "faces":
             out = out[faces].mean(dim=1)
         elif self.outputs_at == "edges":
@@ -309,3 +334,18 @@ def input_features(obj, kind: str = "hks", n_hks: int = 16, rotate: bool = False
         ops = obj if isinstance(obj, Operators) else compute_operators(obj)
         return torch.as_tensor(ops.hks(n_times=n_hks), dtype=torch.float32, device=device)
     raise ValueError(f"kind={kind!r}: choose 'xyz' or 'hks'.")
+
+
+class PointwiseMLP(nn.Module):
+    """The no-context baseline: the same per-vertex MLP applied to each vertex's input alone
+    (no diffusion, no neighbours). Signature of :class:`DiffusionNet`; ``ops`` is ignored."""
+
+    def __init__(self, in_channels: int, out_channels: int, width: int = 128, depth: int = 4, dropout: bool = True):
+        super().__init__()
+        self.in_channels = in_channels
+        self.body = MLP([in_channels] + [width] * depth, dropout=dropout)
+        self.last = nn.Linear(width, out_channels)
+
+    def forward(self, x: torch.Tensor, ops: dict | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
+        h = torch.relu(self.body(x if rows is None else x[rows]))
+        return self.last(h)

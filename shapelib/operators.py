@@ -78,6 +78,8 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
         ``'robust'``: robust_laplacian's intrinsic-Delaunay (tufted cover) Laplacian — for
         non-manifold or badly shaped meshes (Sharp & Crane 2020).
         ``'pointcloud'``: robust_laplacian's point-cloud Laplacian over ``n_neighbors`` neighbours.
+        ``'graph'``: the combinatorial graph Laplacian of the mesh edges (or k-NN graph) with
+        unit masses — it ignores geometry, so it changes with the connectivity (a baseline).
 
     Returns ``L`` (sparse csc, ``(n, n)``) and ``M`` (``(n,)`` vertex areas).
     """
@@ -89,6 +91,8 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
     if method == "cotan":
         shape.check_manifold("The cotan Laplacian")
         return cotan_laplacian(shape.vertices, shape.faces), lumped_mass(shape.vertices, shape.faces)
+    if method == "graph":
+        return graph_laplacian(shape, n_neighbors)
     import robust_laplacian
 
     if method == "robust":
@@ -99,8 +103,18 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
                              f"{n_neighbors} points; {shape!r} has {shape.n_vertices}. Lower n_neighbors.")
         L, M = robust_laplacian.point_cloud_laplacian(shape.vertices, n_neighbors=n_neighbors)
     else:
-        raise ValueError(f"laplacian(method={method!r}): choose 'auto', 'cotan', 'robust' or 'pointcloud'.")
+        raise ValueError(f"laplacian(method={method!r}): choose 'auto', 'cotan', 'robust', 'pointcloud' or 'graph'.")
     return sp.csc_matrix(L), np.asarray(M.diagonal()).ravel()
+
+
+def graph_laplacian(shape: Shape, n_neighbors: int = 30) -> tuple[sp.csc_matrix, np.ndarray]:
+    """Combinatorial Laplacian ``D − A`` of the mesh edges (symmetrised k-NN graph for clouds)
+    and unit masses ``(n,)``: purely connectivity, no geometry (units: 1/hop²)."""
+    i, j = neighbor_pairs(shape, n_neighbors)
+    n = shape.n_vertices
+    A = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
+    A = ((A + A.T) > 0).astype(np.float64)
+    return sp.csc_matrix(sp.diags(np.asarray(A.sum(1)).ravel()) - A), np.ones(n)
 
 
 # ----------------------------------------------------------------------------- eigenbasis
@@ -369,6 +383,8 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
     if method == "auto":
         method = "cotan" if shape.is_mesh else "pointcloud"
     params = {"k": k, "method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
+    if method == "graph":
+        params["n_neighbors"] = None if shape.is_mesh else n_neighbors
 
     def build() -> dict:
         L, M = laplacian(shape, method=method, n_neighbors=n_neighbors)

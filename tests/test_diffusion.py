@@ -157,3 +157,16 @@ def test_short_training_reduces_loss(bumpy, bumpy_ops):
     assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
     times = np.concatenate(net.diffusion_times())  # initialised at 0: training must grow them
     assert np.median(times) > 1e-3 and times.max() > 0.05, times
+
+
+def test_conjugate_gradient_path_matches_direct_solver(bumpy_ops):
+    """The device-agnostic CG solver (used off-CPU) gives the CPU direct solver's answer."""
+    from shapelib.diffusion import _sparse_diag, batched_cg
+
+    ops = t64(bumpy_ops)
+    x = torch.randn(ops["M"].shape[0], 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([1e-3, 1e-2, 1e-1], dtype=torch.float64)
+    direct = diffuse(x, t, ops, "implicit")
+    L, M, d = ops["L"], ops["M"], _sparse_diag(ops["L"])
+    cg = batched_cg(lambda Y: M[:, None] * Y + torch.sparse.mm(L, Y) * t[None, :], M[:, None] * x, M[:, None] + d[:, None] * t[None, :])
+    assert torch.allclose(direct, cg, atol=1e-8)

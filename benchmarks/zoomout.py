@@ -1,0 +1,287 @@
+"""ZoomOut time and peak memory vs mesh size — the paper's Table 3 and Figure 4, side by side.
+
+    python benchmarks/zoomout.py            # n ≈ 5k, 20k, 100k (+ memory curve 1k–20k)
+    python benchmarks/zoomout.py --quick    # n ≈ 5k only
+
+Every measurement runs in a fresh subprocess so its peak memory is its own: on CPU the peak
+resident set size (``ru_maxrss``) minus the RSS just before the call; on CUDA
+``torch.cuda.max_memory_allocated``. ZoomOut: k 30 → 130, 10 iterations of step 10 (the
+paper's differentiable setting; the classic rows use the same schedule), σ = 1e-2.
+
+Rows (``method``):
+  ``kdtree``       classic ZoomOut, hard NN by a scipy cKDTree rebuilt every iteration (the
+                   straightforward CPU implementation: the paper's "CPU ZoomOut").
+  ``nn-<backend>`` classic ZoomOut, hard NN by shapelib.kernels (exact brute force).
+  ``soft-dense``   differentiable ZoomOut with the dense n×n soft map (the "GPU Diff. ZoomOut").
+  ``soft-<b>``     differentiable ZoomOut through SoftMap backend ``b`` (forward only: "Our
+                   ZoomOut" with soft maps) and ``soft-<b>+bwd`` (forward + backward to C_init).
+Meshes: a bumpy torus (synthetic, dense); real eigenbases (k = 130) up to 20k vertices, a
+synthetic M-orthonormal smooth basis at 100k (ZoomOut's cost does not depend on which basis).
+Pair: the mesh and itself, C_init = the identity's fmap in 30 functions + noise.
+Combinations whose time extrapolated (∝ n²) from a smaller size exceeds ``--max-seconds``
+(default 60) are skipped and marked so; dense rows are skipped when n² floats exceed memory.
+Writes benchmarks/results/zoomout.json and prints a table with the paper's numbers beside ours.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SIZES = {"5k": (100, 50), "20k": (200, 100), "100k": (500, 200)}  # torus sections → n = a·b
+MEMORY_SIZES = {"1k": (40, 25), "2k": (64, 32), "5k": (100, 50), "10k": (160, 64)}
+K_INIT, N_ITER, STEP, SIGMA = 30, 10, 10, 1e-2
+PAPER = {  # Table 3 (GPU: RTX-class; CPU: not stated), seconds
+    ("5k", "kdtree"): "3.6 (CPU ZoomOut)", ("100k", "kdtree"): "700 (CPU ZoomOut)",
+    ("5k", "soft-dense"): "0.1 (GPU Diff. ZoomOut)", ("100k", "soft-dense"): "OOM (GPU Diff. ZoomOut)",
+    ("5k", "nn-keops"): "0.1 (Our ZoomOut)", ("100k", "nn-keops"): "2.4 (Our ZoomOut)",
+    ("5k", "soft-keops+bwd"): "0.1 (Our Diff. ZoomOut)", ("100k", "soft-keops+bwd"): "5 (Our Diff. ZoomOut)",
+}
+
+
+def bumpy_torus(major: int, minor: int):
+    """The mesh of benchmarks/operators.py: a torus (R=1, r=0.35) with smooth bumps, n = major·minor."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_operators", HERE / "operators.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.bumpy_torus(major, minor)
+
+
+def _basis(size: str, k: int, device, dtype):
+    import numpy as np
+    import torch
+
+    from shapelib.fmaps import SpectralBasis
+
+    sections = {**SIZES, **MEMORY_SIZES}[size]
+    shape = bumpy_torus(*sections).normalized("area")
+    if shape.n_vertices <= 25000:
+        return SpectralBasis.from_shape(shape, k, device, dtype), "eigenbasis"
+    # synthetic smooth basis, orthonormal in M: Fourier products on the torus angles, QR in M
+    from shapelib.operators import lumped_mass
+
+    v = shape.vertices
+    M = lumped_mass(v, shape.faces)
+    u, w = np.arctan2(v[:, 1], v[:, 0]), np.arctan2(v[:, 2], np.linalg.norm(v[:, :2], axis=1) - 1)
+    cols = [np.cos(a * u + b * w + 0.3 * a) for a in range(12) for b in range(-6, 6)][:k]
+    F = np.stack(cols, 1) * np.sqrt(M)[:, None]
+    Q, _ = np.linalg.qr(F)
+    Phi = Q / np.sqrt(M)[:, None]
+    t = lambda x: torch.as_tensor(x, device=device, dtype=dtype)  # noqa: E731
+    return SpectralBasis(t(Phi), t(np.arange(k, dtype=float)), t(M)), "synthetic M-orthonormal basis"
+
+
+def measure(size: str, method: str, device: str) -> dict:
+    """Runs inside the child process: one (size, method) measurement."""
+    import numpy as np
+    import torch
+
+    from shapelib.fmaps import diff_zoomout, p2p_to_fmap, zoomout
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    dev = torch.device(device)
+    k_final = K_INIT + N_ITER * STEP
+    basis, basis_kind = _basis(size, k_final, dev, torch.float32)
+    n = basis.n
+    g = torch.Generator().manual_seed(0)
+    C0 = p2p_to_fmap(np.arange(n), basis, basis, K_INIT, K_INIT)
+    C0 = (C0 + 0.05 * torch.randn(K_INIT, K_INIT, generator=g).to(C0)).contiguous()
+
+    def run():
+        if method == "kdtree":
+            return zoomout_kdtree(C0, basis, k_final)
+        if method.startswith("nn-"):
+            return zoomout(C0, basis, basis, k_final, step=STEP, backend=method[3:])[0]
+        backend = method[5:].removesuffix("+bwd")
+        if method.endswith("+bwd"):
+            C = C0.clone().requires_grad_(True)
+            out = diff_zoomout(C, basis, basis, SIGMA, N_ITER, STEP, backend=backend)
+            out.square().sum().backward()
+            return out.detach()
+        with torch.no_grad():
+            return diff_zoomout(C0, basis, basis, SIGMA, N_ITER, STEP, backend=backend)
+
+    warm = method.startswith(("nn-keops", "soft-keops"))
+    if warm:  # KeOps compiles on first use: time the second run (compile time reported apart)
+        t0 = time.perf_counter()
+        run()
+        compile_s = time.perf_counter() - t0
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    rss0 = _rss_bytes()
+    t0 = time.perf_counter()
+    C = run()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
+    err = float((C[:K_INIT, :K_INIT] - p2p_to_fmap(np.arange(n), basis, basis, K_INIT, K_INIT)).norm())
+    out = {"size": size, "n": n, "method": method, "device": device, "seconds": seconds,
+           "peak_bytes": max(int(peak), 0), "basis": basis_kind, "fmap_error": err}
+    if warm:
+        out["first_call_seconds"] = compile_s
+    return out
+
+
+def zoomout_kdtree(C0, basis, k_final):
+    """The straightforward CPU ZoomOut: numpy/scipy, a new cKDTree on Φ1 Cᵀ every iteration."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    Phi = basis.evecs.cpu().double().numpy()
+    M = basis.M.cpu().double().numpy()
+    C = C0.cpu().double().numpy()
+    for k in range(C.shape[0] + STEP, k_final + 1, STEP):
+        k2, k1 = C.shape
+        _, p2p = cKDTree(Phi[:, :k1] @ C.T).query(Phi[:, :k2], workers=-1)
+        C = Phi[:, :k].T @ (M[:, None] * Phi[p2p, :k])
+    return __import__("torch").as_tensor(C, dtype=C0.dtype)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def child(args) -> int:
+    print(json.dumps(measure(args.size, args.method, args.device)))
+    return 0
+
+
+def spawn(size, method, device, timeout) -> dict:
+    env = {**os.environ, "KEOPS_VERBOSE": "0", "PYKEOPS_VERBOSE": "0"}
+    cmd = [sys.executable, __file__, "--child", "--size", size, "--method", method, "--device", device]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"size": size, "method": method, "device": device, "skipped": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1][:160]
+        return {"size": size, "method": method, "device": device, "skipped": f"failed (exit {proc.returncode}: {tail})"}
+    return json.loads(lines[-1])
+
+
+def methods_for(device: str, keops_ok: bool) -> list[str]:
+    ms = ["kdtree"] if device == "cpu" else []
+    ms += ["nn-torch"] + (["nn-kdtree"] if device == "cpu" else []) + (["nn-keops"] if keops_ok else [])
+    ms += ["soft-dense", "soft-torch", "soft-torch+bwd", "soft-sdpa", "soft-sdpa+bwd"]
+    ms += ["soft-keops", "soft-keops+bwd"] if keops_ok else []
+    return ms
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--keops-cpu", action="store_true",
+                    help="also time KeOps on CPU (compiles ~10 formulas per method: minutes on a loaded 2-core machine)")
+    ap.add_argument("--child", action="store_true")
+    ap.add_argument("--size")
+    ap.add_argument("--method")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=str(HERE / "results" / "zoomout.json"))
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    import torch
+
+    sys.path.insert(0, str(HERE.parent))
+    from shapelib.kernels import keops_available
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    sizes = ["5k"] if args.quick else list(SIZES)
+    total_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    rows = []
+    for device in devices:
+        keops_ok, keops_reason = keops_available(device)
+        # KeOps on CPU is single-threaded and compiles per formula: only at the smallest size
+        for size in sizes:
+            n = SIZES[size][0] * SIZES[size][1]
+            for method in methods_for(device, keops_ok):
+                if device == "cpu" and "keops" in method and not args.keops_cpu:
+                    rows.append({"size": size, "n": n, "method": method, "device": device,
+                                 "skipped": "KeOps on CPU: compile of ~10 formulas timed out (180 s) on this 2-core machine; "
+                                            "use --keops-cpu"})
+                    continue
+                if device == "cpu" and "keops" in method and size != sizes[0]:
+                    rows.append({"size": size, "n": n, "method": method, "device": device,
+                                 "skipped": "KeOps on CPU measured at 5k only (single-threaded)"})
+                    continue
+                if method == "soft-dense" and 3 * 4 * n * n > 0.5 * total_mem:
+                    rows.append({"size": size, "n": n, "method": method, "device": device,
+                                 "skipped": f"OOM: dense Π needs {4 * n * n / 1e9:.0f} GB per copy"})
+                    continue
+                prev = [r for r in rows if r["method"] == method and r["device"] == device and "seconds" in r]
+                if prev:
+                    est = prev[-1]["seconds"] * (n / prev[-1]["n"]) ** 2
+                    if est > args.max_seconds:
+                        rows.append({"size": size, "n": n, "method": method, "device": device,
+                                     "skipped": f"> {args.max_seconds:.0f} s (est. {est:.0f} s ∝ n²)", "estimate_s": est})
+                        continue
+                print(f"  {device} {size:>5} {method:<15}", end=" ", flush=True)
+                r = spawn(size, method, device, timeout=max(120.0, 3 * args.max_seconds))
+                rows.append(r)
+                print(f"{r.get('seconds', float('nan')):8.2f} s  {r.get('peak_bytes', 0) / 1e6:8.0f} MB"
+                      f"{'  ' + r['skipped'] if 'skipped' in r else ''}", flush=True)
+        # memory of ONE soft-map product with gradient, dense vs chunked (Figure 4's argument)
+    mem_rows = [] if args.quick else memory_curve(devices[0], total_mem)
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
+                   f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'} · torch {torch.__version__}",
+        "settings": {"k_init": K_INIT, "n_iter": N_ITER, "step": STEP, "sigma": SIGMA, "max_seconds": args.max_seconds},
+        "keops": {d: keops_available(d)[1] for d in devices},
+        "rows": rows,
+        "memory_curve": mem_rows,
+        "paper_table3": {f"{s} {m}": v for (s, m), v in PAPER.items()},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(table(result))
+    return 0
+
+
+def memory_curve(device, total_mem) -> list[dict]:
+    """Peak memory of one differentiable ZoomOut (fwd+bwd) vs n, dense Π against SoftMap(torch)."""
+    out = []
+    for size in MEMORY_SIZES:
+        for method in ("soft-dense+bwd", "soft-torch+bwd"):
+            n = MEMORY_SIZES[size][0] * MEMORY_SIZES[size][1]
+            if "dense" in method and 4 * 4 * n * n > 0.5 * total_mem:
+                continue
+            print(f"  memory {device} {size:>4} {method:<15}", end=" ", flush=True)
+            r = spawn(size, method, device, timeout=300)
+            print(f"{r.get('seconds', float('nan')):7.2f} s {r.get('peak_bytes', 0) / 1e6:8.0f} MB", flush=True)
+            out.append(r)
+    return out
+
+
+def table(result) -> str:
+    lines = [f"ZoomOut k {K_INIT}→{K_INIT + N_ITER * STEP} ({N_ITER} iterations), σ={SIGMA} — {result['machine']}",
+             f"{'device':<6} {'n':>7} {'method':<16} {'time (s)':>9} {'peak MB':>9}  paper (Table 3, GPU)"]
+    for r in result["rows"]:
+        paper = PAPER.get((r["size"], r["method"].replace("nn-torch", "nn-keops")
+                           if r["method"] == "nn-torch" else r["method"]), "")
+        val = f"{r['seconds']:9.2f} {r['peak_bytes'] / 1e6:9.0f}" if "seconds" in r else f"{'—':>9} {'—':>9}  {r['skipped']}"
+        lines.append(f"{r['device']:<6} {r.get('n', 0):>7} {r['method']:<16} {val}  {paper}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""One small training loop, reused by every notebook: Adam, step decay, progress bar, history.
+
+Models here take one shape at a time (batch size 1, per-shape operators), so a "batch" is an
+item of a list; ``loss_fn(model, item)`` returns the scalar loss of one item.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class History:
+    """Per-epoch mean training loss (and anything ``on_epoch`` records)."""
+
+    loss: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def log(self, key: str, value) -> None:
+        self.extra.setdefault(key, []).append(value)
+
+
+def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int, lr: float = 1e-3,
+        weight_decay: float = 0.0, decay_every: int | None = None, decay: float = 0.5, grad_clip: float | None = None,
+        seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True) -> History:
+    """Train ``model`` for ``epochs`` passes over ``items`` in a seeded random order.
+
+    loss_fn(model, item) -> scalar tensor. ``decay_every`` epochs the learning rate is
+    multiplied by ``decay`` (DiffusionNet: ×0.5 every 50 of 200 epochs). ``on_epoch(epoch,
+    history)`` runs after each epoch (evaluation, logging). Returns the :class:`History`.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    if len(items) == 0:
+        raise ValueError("fit() got no training items.")
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, decay_every, decay) if decay_every else None
+    rng = np.random.default_rng(seed)
+    hist = History()
+    t0 = time.perf_counter()
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        total = 0.0
+        for idx in rng.permutation(len(items)):
+            loss = loss_fn(model, items[idx])
+            opt.zero_grad()
+            loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            total += float(loss.detach())
+        hist.loss.append(total / len(items))
+        if sched:
+            sched.step()
+        if on_epoch:
+            on_epoch(epoch, hist)
+        bar.set_postfix(loss=f"{hist.loss[-1]:.3f}")
+    hist.seconds = time.perf_counter() - t0
+    model.eval()
+    return hist
+
+
+# ----------------------------------------------------------------------------- per-vertex labelling
+# Protocol shared by the per-vertex models of shapelib (DiffusionNet, the pointwise MLP baseline,
+# MEPS): ``model(x, ops, rows=None) -> (n or len(rows), n_labels)`` logits. A prepared item is a
+# dict with ``x (n, C)``, ``ops`` (whatever the model needs) and optional labels ``y (n,)``.
+
+
+def prepare(items, labels=None, kind: str = "xyz", k: int = 128, method: str = "auto", device=None,
+            progress: bool = True, desc: str = "operators") -> list[dict]:
+    """Precompute operators and input features for a list of `Shape` or data `Item` objects.
+
+    labels : None, an attribute name of the items (``'template_index'``, ``'parts'``) or a
+        function ``item -> (n,) int``. kind : input features, ``'xyz'`` or ``'hks'``.
+    method : Laplacian (``'auto'``; ``'graph'`` for the connectivity-only baseline).
+    Returns dicts with ``shape``, ``item``, ``x``, ``ops`` (torch), ``y`` (long tensor or None).
+    """
+    from tqdm.auto import tqdm
+
+    from .diffusion import input_features
+    from .operators import compute_operators
+
+    out = []
+    for it in tqdm(items, desc=desc, disable=not progress, leave=False):
+        shape = getattr(it, "shape", it)
+        ops = compute_operators(shape, k=k, method=method)
+        x = input_features(shape if kind == "xyz" else ops, kind, device=device)
+        if labels is None:
+            y = None
+        else:
+            y = labels(it) if callable(labels) else getattr(it, labels)
+            y = torch.as_tensor(np.asarray(y), dtype=torch.long, device=device)
+        out.append({"shape": shape, "item": it, "x": x, "ops": ops.to_torch(device), "y": y, "kind": kind})
+    return out
+
+
+def labelling_loss(model, item: dict, n_rows: int | None = None, rotate: bool = False,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cross-entropy of per-vertex labels on ``n_rows`` random vertices (all if None), with an
+    optional random rotation of xyz inputs (augmentation for rotation-invariant tasks)."""
+    from .diffusion import random_rotation
+
+    x = item["x"]
+    if rotate:
+        if item["kind"] != "xyz":
+            raise ValueError("rotate=True only makes sense for xyz inputs.")
+        x = x @ random_rotation(generator).to(x).T
+    y = item["y"]
+    rows = None if n_rows is None or n_rows >= len(y) else torch.randperm(len(y), generator=generator)[:n_rows].to(y.device)
+    logits = model(x, item["ops"], rows=rows)
+    return torch.nn.functional.cross_entropy(logits, y if rows is None else y[rows])
+
+
+@torch.no_grad()
+def predict_labels(model, item: dict) -> np.ndarray:
+    """``(n,) int`` arg-max label of every vertex (one forward pass, eval mode)."""
+    model.eval()
+    return model(item["x"], item["ops"]).argmax(1).cpu().numpy()
+
+
+def accuracy(model, items: list[dict]) -> float:
+    """Fraction of vertices whose predicted label equals ``y``, pooled over ``items``."""
+    hits = [np.mean(predict_labels(model, it) == it["y"].cpu().numpy()) * len(it["y"]) for it in items]
+    return float(np.sum(hits) / sum(len(it["y"]) for it in items))
+
+
+def farthest_point_sampling(points: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """``(k,) int`` indices of ``k`` well-spread points (greedy farthest-point sampling, Euclidean)."""
+    points = np.asarray(points, dtype=np.float64)
+    k = min(k, len(points))
+    chosen = np.empty(k, dtype=np.int64)
+    chosen[0] = np.random.default_rng(seed).integers(len(points))
+    dist = np.linalg.norm(points - points[chosen[0]], axis=1)
+    for i in range(1, k):
+        chosen[i] = int(np.argmax(dist))
+        dist = np.minimum(dist, np.linalg.norm(points - points[chosen[i]], axis=1))
+    return chosen
+
+
+def template_patches(reference, n_labels: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Coarse vertex labelling: ``n_labels`` patches of a template shape.
+
+    Returns ``centers (K,) int`` (farthest-point samples) and ``patch (n,) int`` (the nearest
+    center of each template vertex). With ``n_labels >= n`` every vertex is its own label — the
+    exact vertex-labelling task; fewer labels make the task learnable on a small budget, at
+    the price of an error floor of about the patch radius.
+    """
+    from scipy.spatial import cKDTree
+
+    v = reference.vertices
+    if n_labels >= len(v):
+        idx = np.arange(len(v))
+        return idx, idx
+    centers = farthest_point_sampling(v, n_labels, seed)
+    _, patch = cKDTree(v[centers]).query(v)
+    return centers, patch.astype(np.int64)
