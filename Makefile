@@ -43,7 +43,7 @@ reproduce: venv
 	$(PY) -m shapelib.reproduce --out results
 
 bench: venv
-	$(PY) benchmarks/operators.py
+	$(PY) benchmarks/operators.py && $(PY) benchmarks/diffusionnet.py && $(PY) benchmarks/zoomout.py
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

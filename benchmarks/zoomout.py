@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _shapes import bumpy_torus  # noqa: E402  (the shared benchmark meshes)
 SIZES = {"5k": (100, 50), "20k": (200, 100), "100k": (500, 200)}  # torus sections → n = a·b
 MEMORY_SIZES = {"1k": (40, 25), "2k": (64, 32), "5k": (100, 50), "10k": (160, 64)}
 K_INIT, N_ITER, STEP, SIGMA = 30, 10, 10, 1e-2
@@ -44,16 +46,6 @@ PAPER = {  # Table 3 (GPU: RTX-class; CPU: not stated), seconds
     ("5k", "nn-keops"): "0.1 (Our ZoomOut)", ("100k", "nn-keops"): "2.4 (Our ZoomOut)",
     ("5k", "soft-keops+bwd"): "0.1 (Our Diff. ZoomOut)", ("100k", "soft-keops+bwd"): "5 (Our Diff. ZoomOut)",
 }
-
-
-def bumpy_torus(major: int, minor: int):
-    """The mesh of benchmarks/operators.py: a torus (R=1, r=0.35) with smooth bumps, n = major·minor."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_bench_operators", HERE / "operators.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.bumpy_torus(major, minor)
 
 
 def _basis(size: str, k: int, device, dtype):

@@ -1,9 +1,11 @@
 """shapelib — deep learning on 3D shapes, one notebook at a time.
 
 Module map (mirrors the notebooks):
-    shape, operators, geodesics, viz    01 Laplacians
     data                                00 data: real datasets and synthetic families
-    (diffusion, meps, fmaps, kernels, implicit, cpnet follow in notebooks 02–06)
+    shape, operators, geodesics, viz    01 Laplacians
+    diffusion, train                    02 DiffusionNet (feature extractor of 04 and 06)
+    kernels, fmaps, metrics             04 functional maps, scalable ZoomOut (kernels: shared GPU layer)
+    (meps, implicit, cpnet follow in notebooks 03, 05, 06)
 """
 from . import config
 from .errors import (

@@ -7,5 +7,6 @@
 * `variants`   — iso / dense / qes / decimated / cloud re-discretisations with ground truth.
 """
 from . import humanoids, objects, quadrupeds, variants
+from ._geometry import decimate, isotropic_remesh
 
-__all__ = ["humanoids", "quadrupeds", "objects", "variants"]
+__all__ = ["humanoids", "quadrupeds", "objects", "variants", "decimate", "isotropic_remesh"]

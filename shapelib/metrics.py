@@ -1,0 +1,123 @@
+"""Correspondence metrics: geodesic error, accuracy-vs-threshold curves (notebooks 04–06).
+
+Convention: a predicted map ``p2p_21 (n2,)`` gives a vertex of shape 1 for each vertex of
+shape 2; its error at vertex ``i`` of shape 2 is the geodesic distance ON SHAPE 1 between the
+predicted and the ground-truth vertex, ``d_1(p2p_21[i], gt_21[i])``. The usual benchmark number
+is the mean over evaluated vertices, divided by ``sqrt(area of shape 1)`` (unit-area shapes)
+and ×100 (Kim et al. 2011; Table 1 of most deep functional map papers).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .geodesics import geodesic_distances
+from .shape import Shape
+
+NORMALIZATIONS = ("area", "diameter", None)
+
+
+class GeodesicEvaluator:
+    """Geodesic errors of any number of predicted maps against one ground truth, computing the
+    geodesic distances once.
+
+    shape1 : the shape on which errors are measured (the image of ``p2p_21``).
+    gt_21 : ``(n2,) int`` ground-truth vertex of shape 1 for each vertex of shape 2.
+    vertices : ``(m,) int`` vertices of shape 2 to evaluate (default: all, or ``n_samples``
+        evenly drawn with ``seed`` — one heat-method solve per distinct ground-truth vertex, so
+        sampling bounds the cost on dense meshes).
+    normalize : ``'area'`` (÷ sqrt(area)), ``'diameter'`` (÷ geodesic diameter, estimated as the
+        largest distance from the evaluated sources), or None (length units).
+    """
+
+    def __init__(self, shape1: Shape, gt_21, vertices=None, n_samples: int | None = None, seed: int = 0,
+                 normalize: str | None = "area"):
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize={normalize!r}: choose one of {NORMALIZATIONS}.")
+        gt = np.asarray(gt_21).astype(np.int64).ravel()
+        if gt.min() < 0 or gt.max() >= shape1.n_vertices:
+            raise IndexError(f"gt_21 must hold vertices of shape 1 in [0, {shape1.n_vertices}).")
+        if vertices is None:
+            vertices = np.arange(len(gt))
+            if n_samples is not None and n_samples < len(gt):
+                vertices = np.sort(np.random.default_rng(seed).choice(len(gt), n_samples, replace=False))
+        self.vertices = np.asarray(vertices, dtype=np.int64)
+        self.n2 = len(gt)
+        self.sources, row = np.unique(gt[self.vertices], return_inverse=True)
+        self._row = row.ravel()
+        self.D = geodesic_distances(shape1, self.sources)  # (n_sources, n1)
+        self.normalize = normalize
+        if normalize == "area":
+            self.scale = float(np.sqrt(shape1.area())) if shape1.is_mesh else 1.0
+        elif normalize == "diameter":
+            self.scale = float(self.D.max())
+        else:
+            self.scale = 1.0
+
+    def errors(self, p2p_21) -> np.ndarray:
+        """``(m,)`` normalised geodesic errors of the predicted map at the evaluated vertices."""
+        pred = np.asarray(p2p_21.detach().cpu() if hasattr(p2p_21, "detach") else p2p_21).astype(np.int64).ravel()
+        if pred.shape != (self.n2,):
+            raise ValueError(f"p2p_21 must have one entry per vertex of shape 2 ({self.n2},), got {pred.shape}.")
+        return self.D[self._row, pred[self.vertices]] / self.scale
+
+    def mean(self, p2p_21) -> float:
+        """Mean geodesic error ×100 (the number tables report)."""
+        return 100.0 * float(self.errors(p2p_21).mean())
+
+
+def geodesic_errors(shape1: Shape, p2p_21, gt_21, normalize: str | None = "area", n_samples: int | None = None,
+                    seed: int = 0) -> np.ndarray:
+    """Per-vertex geodesic errors (normalised, NOT ×100) of ``p2p_21`` against ``gt_21``; see
+    :class:`GeodesicEvaluator` (use it directly to score several maps of one pair)."""
+    return GeodesicEvaluator(shape1, gt_21, n_samples=n_samples, seed=seed, normalize=normalize).errors(p2p_21)
+
+
+def mean_geodesic_error(shape1: Shape, p2p_21, gt_21, normalize: str | None = "area", n_samples: int | None = None,
+                        seed: int = 0) -> float:
+    """Mean geodesic error ×100 on ``shape1`` (unit-area normalisation by default)."""
+    return 100.0 * float(geodesic_errors(shape1, p2p_21, gt_21, normalize, n_samples, seed).mean())
+
+
+def accuracy_curve(errors, thresholds=None, max_threshold: float = 0.25, n: int = 101):
+    """Fraction of correspondences with error ≤ t, for each threshold ``t``.
+
+    errors : ``(m,)`` normalised errors (or a list of arrays, pooled). thresholds default to
+    ``n`` values on ``[0, max_threshold]``. Returns ``(thresholds (T,), accuracy (T,))``.
+    """
+    e = np.concatenate([np.ravel(x) for x in errors]) if isinstance(errors, (list, tuple)) else np.ravel(errors)
+    t = np.linspace(0.0, max_threshold, n) if thresholds is None else np.asarray(thresholds, dtype=float)
+    return t, (e[None, :] <= t[:, None]).mean(1)
+
+
+def auc(errors, max_threshold: float = 0.25) -> float:
+    """Area under the accuracy curve on ``[0, max_threshold]``, divided by ``max_threshold`` (in [0, 1])."""
+    t, a = accuracy_curve(errors, max_threshold=max_threshold)
+    return float(np.trapezoid(a, t) / max_threshold) if hasattr(np, "trapezoid") else float(np.trapz(a, t) / max_threshold)
+
+
+def plot_accuracy_curves(curves: dict, max_threshold: float = 0.25, ax=None, title: str | None = None):
+    """One line per method: ``curves = {label: errors (m,) or list of arrays}``. Returns the axis."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.5))
+    for label, errs in curves.items():
+        t, a = accuracy_curve(errs, max_threshold=max_threshold)
+        ax.plot(t, 100 * a, label=f"{label} (AUC {auc(errs, max_threshold):.2f})")
+    ax.set_xlabel("geodesic error threshold (÷ sqrt(area))")
+    ax.set_ylabel("% correspondences")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def transfer_colors(shape1: Shape, p2p_21) -> np.ndarray:
+    """``(n2, 3)`` RGB: the correspondence colours of shape 1 pulled back to shape 2 through ``p2p_21``
+    (texture/colour transfer; same colour = matched points)."""
+    from .viz import correspondence_colors
+
+    pred = np.asarray(p2p_21.detach().cpu() if hasattr(p2p_21, "detach") else p2p_21).astype(np.int64)
+    return correspondence_colors(shape1)[pred]

@@ -1,0 +1,180 @@
+"""Functional maps and ZoomOut on an exact isometric pair (a bumpy sphere and a rotated copy with
+shuffled vertices: the ground truth is the inverse shuffle)."""
+import numpy as np
+import pytest
+import torch
+
+from shapelib import Shape
+from shapelib.fmaps import (
+    FmapTrainConfig,
+    PerVertexMLP,
+    ShapeData,
+    SpectralBasis,
+    consistency_loss,
+    descriptor_fmap,
+    diff_zoomout,
+    fmap_to_p2p,
+    laplacian_commutativity_loss,
+    orthogonality_loss,
+    p2p_to_fmap,
+    pair_losses,
+    proper_fmap,
+    soft_fmap,
+    train_unsupervised,
+    zoomout,
+)
+from shapelib.kernels import SoftMap
+from shapelib.metrics import GeodesicEvaluator, accuracy_curve, mean_geodesic_error
+from shapelib.operators import compute_operators
+
+K = 60
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """shape 1: bumpy sphere without intrinsic symmetry (642 v); shape 2: the same surface rotated, vertices shuffled.
+    p2p_21[i] = vertex of shape 1 under vertex i of shape 2."""
+    import trimesh
+
+    m = trimesh.creation.icosphere(subdivisions=3)
+    x, y, z = m.vertices.T
+    v = m.vertices * (1 + 0.15 * np.sin(3 * x) + 0.1 * y**2 + 0.12 * np.sin(2 * y + 3 * z + 0.5))[:, None]
+    s1 = Shape(v * [1.0, 0.8, 1.2], m.faces, name="bumpy").normalized("area")
+    perm = np.random.default_rng(0).permutation(s1.n_vertices)  # vertex i of shape 2 = vertex perm[i] of shape 1
+    inv = np.argsort(perm)
+    R, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 3)))
+    s2 = Shape(s1.vertices[perm] @ R.T, inv[s1.faces], name="bumpy-shuffled")
+    ops1, ops2 = compute_operators(s1, k=K + 20), compute_operators(s2, k=K + 20)
+    b1 = SpectralBasis.from_operators(ops1, dtype=torch.float64)
+    b2 = SpectralBasis.from_operators(ops2, dtype=torch.float64)
+    return dict(s1=s1, s2=s2, ops1=ops1, ops2=ops2, b1=b1, b2=b2, gt=perm)
+
+
+def test_identity_fmap_is_identity(pair):
+    b1 = pair["b1"]
+    C = p2p_to_fmap(np.arange(b1.n), b1, b1, K, K)
+    assert torch.allclose(C, torch.eye(K, dtype=C.dtype), atol=1e-8), "Φᵀ M Φ must be I (orthonormal in M)"
+    assert float(orthogonality_loss(C)) < 1e-12
+
+
+def test_isometry_gives_orthogonal_commuting_fmap(pair):
+    C = p2p_to_fmap(pair["gt"], pair["b1"], pair["b2"], K, K)
+    # an exact isometry: C is orthogonal (±1 / rotations inside eigenspaces) and commutes with Λ
+    assert float(orthogonality_loss(C)) < 1e-6 * K
+    assert float(laplacian_commutativity_loss(C, pair["b1"], pair["b2"])) < 1e-6
+    assert float((C.abs() > 0.5).sum()) >= 0.9 * K, "expected a (near) signed-diagonal map"
+
+
+def test_round_trip_p2p_fmap_p2p(pair):
+    C = p2p_to_fmap(pair["gt"], pair["b1"], pair["b2"], K, K)
+    p2p = fmap_to_p2p(C, pair["b1"], pair["b2"]).numpy()
+    assert (p2p == pair["gt"]).mean() > 0.99, f"round trip recovered {(p2p == pair['gt']).mean():.1%} of the map"
+    # proper_fmap of a proper fmap is itself
+    assert torch.allclose(proper_fmap(C, pair["b1"], pair["b2"]), C, atol=1e-6)
+
+
+def test_principal_submatrix_property(pair):
+    """[C(k=40)]_{1:20,1:20} == C(k=20) for a proper map: what the consistency loss relies on."""
+    rng = np.random.default_rng(0)
+    p2p = rng.integers(0, pair["b1"].n, pair["b2"].n)  # any map, even a bad one
+    C40 = p2p_to_fmap(p2p, pair["b1"], pair["b2"], 40, 40)
+    C20 = p2p_to_fmap(p2p, pair["b1"], pair["b2"], 20, 20)
+    assert float(consistency_loss(C20, C40)) < 1e-20
+
+
+@pytest.fixture(scope="module")
+def noisy_init(pair):
+    """A poor initial map: the ground-truth fmap in only 8 eigenfunctions, perturbed."""
+    C = p2p_to_fmap(pair["gt"], pair["b1"], pair["b2"], 8, 8)
+    g = torch.Generator().manual_seed(0)
+    return C + 0.25 * torch.randn(8, 8, generator=g, dtype=C.dtype)
+
+
+def test_zoomout_improves_on_its_init(pair, noisy_init):
+    ev = GeodesicEvaluator(pair["s1"], pair["gt"], n_samples=200)
+    e_init = ev.mean(fmap_to_p2p(noisy_init, pair["b1"], pair["b2"]))
+    C, p2p = zoomout(noisy_init, pair["b1"], pair["b2"], k_final=K, step=2)
+    e_zo = ev.mean(p2p)
+    assert C.shape == (K, K)
+    assert e_zo < 0.5 * e_init, f"ZoomOut {e_zo:.2f} did not halve the init error {e_init:.2f}"
+    assert e_zo < 2.0, f"ZoomOut on an exact isometry should be near-perfect, got {e_zo:.2f}"
+
+
+def test_diff_zoomout_matches_hard_zoomout_and_is_differentiable(pair, noisy_init):
+    ev = GeodesicEvaluator(pair["s1"], pair["gt"], n_samples=200)
+    C0 = noisy_init.clone().requires_grad_(True)
+    C = diff_zoomout(C0, pair["b1"], pair["b2"], sigma=1e-2, n_iter=6, step=8, backend="torch")
+    assert C.shape == (8 + 48, 8 + 48)
+    loss = consistency_loss(C0, C) + orthogonality_loss(C)
+    loss.backward()
+    assert torch.isfinite(C0.grad).all() and C0.grad.abs().sum() > 0
+    e_diff = ev.mean(fmap_to_p2p(C.detach(), pair["b1"], pair["b2"]))
+    e_init = ev.mean(fmap_to_p2p(noisy_init, pair["b1"], pair["b2"]))
+    assert e_diff < 0.5 * e_init, f"differentiable ZoomOut {e_diff:.2f} vs init {e_init:.2f}"
+    # same result through the dense reference soft map
+    Cd = diff_zoomout(noisy_init, pair["b1"], pair["b2"], sigma=1e-2, n_iter=2, step=8, backend="dense")
+    Ct = diff_zoomout(noisy_init, pair["b1"], pair["b2"], sigma=1e-2, n_iter=2, step=8, backend="torch")
+    assert torch.allclose(Cd, Ct, atol=1e-8)
+
+
+def test_soft_fmap_tends_to_hard_fmap(pair):
+    """C = Φ2† Π21 Φ1 with features = coordinates of the (aligned) shapes and tiny σ is the pull-back
+    of the nearest-neighbour map."""
+    b1, b2 = pair["b1"], pair["b2"]
+    F1 = torch.as_tensor(pair["s1"].vertices)
+    F2 = F1[pair["gt"]] + 1e-4
+    C = soft_fmap(SoftMap(F1, F2, 1e-3), b1, b2, 20, 20)
+    assert torch.allclose(C, p2p_to_fmap(pair["gt"], b1, b2, 20, 20), atol=1e-6)
+
+
+@pytest.mark.parametrize("extra", [{}, {"descr_weight": 1e-1}, {"orient_weight": 1e-1}], ids=["plain", "descr", "orient"])
+def test_descriptor_fmap_of_identical_shapes_is_identity(pair, extra):
+    ops, b = pair["ops1"], pair["b1"]
+    desc = ops.wks(50)
+    kw = dict(ops1=ops, ops2=ops) if "orient_weight" in extra else {}
+    C = descriptor_fmap(desc, desc, b, b, k1=20, k2=20, **extra, **kw)
+    assert torch.allclose(C, torch.eye(20, dtype=C.dtype), atol=1e-5), f"max |C − I| = {(C - torch.eye(20)).abs().max():.2e}"
+
+
+def test_descriptor_fmap_input_errors(pair):
+    with pytest.raises(ValueError, match="same d"):
+        descriptor_fmap(np.ones((pair["b1"].n, 3)), np.ones((pair["b2"].n, 4)), pair["b1"], pair["b2"])
+    with pytest.raises(ValueError, match="ops1"):
+        descriptor_fmap(np.random.rand(pair["b1"].n, 5), np.random.rand(pair["b2"].n, 5), pair["b1"], pair["b2"],
+                        orient_weight=1.0)
+    with pytest.raises(ValueError, match="square"):
+        zoomout(torch.zeros(5, 6, dtype=torch.float64), pair["b1"], pair["b2"])
+
+
+def test_metrics(pair):
+    gt = pair["gt"]
+    assert mean_geodesic_error(pair["s1"], gt, gt) == 0.0
+    rng = np.random.default_rng(0)
+    wrong = rng.integers(0, pair["s1"].n_vertices, len(gt))
+    ev_a = GeodesicEvaluator(pair["s1"], gt, normalize="area")
+    ev_d = GeodesicEvaluator(pair["s1"], gt, normalize="diameter")
+    assert ev_a.mean(wrong) > 20, "a random map should be far off"
+    assert ev_d.mean(wrong) * ev_d.scale == pytest.approx(ev_a.mean(wrong) * ev_a.scale)  # same distances
+    assert ev_a.scale == pytest.approx(1.0) and 0.5 < ev_d.scale < 2.0  # unit area; diameter ~ π r
+    t, acc = accuracy_curve(ev_a.errors(wrong))
+    assert np.all(np.diff(acc) >= 0) and acc[0] < 0.05
+    t, acc = accuracy_curve(ev_a.errors(gt))
+    assert acc[0] == 1.0
+
+
+def test_configs_and_training_step(pair):
+    paper, code = FmapTrainConfig.paper(), FmapTrainConfig.code()
+    assert (paper.k_init, paper.k_final, paper.lr, paper.grad_clip) == (30, 130, 1e-3, None)
+    assert (code.k_init, code.k_final, code.lr, code.grad_clip, code.relative_sigma) == (20, 120, 1e-4, 1.0, True)
+    assert paper.consistency_weight(0.0) == pytest.approx(1e-4) and paper.consistency_weight(1.0) == pytest.approx(1e-1)
+    # a few unsupervised steps on the pair: losses are finite and the loss goes down
+    cfg = FmapTrainConfig.paper(k_init=10, n_iter=3, step=10, n_features=8, w_lap=1.0)
+    shapes = [ShapeData.from_shape(pair["s1"], k=K + 20), ShapeData.from_shape(pair["s2"], k=K + 20)]
+    torch.manual_seed(0)
+    net = PerVertexMLP(shapes[0].x.shape[1], 8, width=32)
+    res = train_unsupervised(net, shapes, cfg, n_steps=30, progress=False)
+    losses = [h["loss"] for h in res.history]
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]), "training did not reduce the unsupervised loss"
+    out = pair_losses(net(shapes[0].x), net(shapes[1].x), shapes[0].basis, shapes[1].basis, cfg)
+    assert out["C_refined"].shape == (cfg.k_final, cfg.k_final)
