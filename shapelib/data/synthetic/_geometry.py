@@ -249,6 +249,23 @@ class Skeleton:
         return self.names.index(name)
 
 
+class SkeletonBuilder:
+    """Collects bones in rest pose (parents first): ``index = builder.bone(name, parent, head,
+    direction)``, then ``builder.skeleton()``. Shared by the humanoid and quadruped templates."""
+
+    def __init__(self, names: tuple):
+        self.names, self.heads, self.dirs, self.parents = names, [], [], []
+
+    def bone(self, name: str, parent: str | None, head, direction) -> int:
+        self.heads.append(np.asarray(head, float))
+        self.dirs.append(np.asarray(direction, float) / np.linalg.norm(direction))
+        self.parents.append(self.names.index(parent) if parent else -1)
+        return self.names.index(name)
+
+    def skeleton(self) -> Skeleton:
+        return Skeleton(self.names, tuple(self.parents), np.array(self.heads), np.array(self.dirs))
+
+
 def bone_transforms(skel: Skeleton, rotations: dict, length_scale: dict, girth_scale: dict):
     """Per-bone affine maps ``x -> R_b S_b (x - h_b) + h'_b`` (``(B,3,3)`` matrices, ``(B,3)`` heads).
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...cache import disk_cache
 from ...shape import Shape
-from ._geometry import Primitive, Skeleton, bone_transforms, rotation, skin, skinned_template
+from ._geometry import Primitive, SkeletonBuilder, bone_transforms, rotation, skin, skinned_template
 
 VERSION = 3
 
@@ -32,13 +32,8 @@ def _rest_layout():
     s, c = np.sin(np.radians(_ARM_ABDUCTION)), np.cos(np.radians(_ARM_ABDUCTION))
     hs, hc = np.sin(np.radians(6)), np.cos(np.radians(6))
     up = np.array([0.0, 1.0, 0.0])
-    heads, dirs, parents, prims = [], [], [], []
-
-    def bone(name, parent, head, direction):
-        heads.append(np.asarray(head, float))
-        dirs.append(np.asarray(direction, float) / np.linalg.norm(direction))
-        parents.append(BONES.index(parent) if parent else -1)
-        return BONES.index(name)
+    builder, prims = SkeletonBuilder(BONES), []
+    bone = builder.bone
 
     b = bone("pelvis", None, [0, 0.95, 0], up)
     prims.append(Primitive("ellipsoid", (0, 0.98, 0), r=(0.16, 0.12, 0.11), part=b))
@@ -70,7 +65,7 @@ def _rest_layout():
         b = bone(f"{side}_foot", f"{side}_shin", ankle, [0, 0, 1.0])
         prims.append(Primitive("capsule", tuple(ankle + [0, -0.045, -0.04]), tuple(ankle + [0.0, -0.055, 0.15]),
                                r=(0.035, 0.03), part=b))
-    skel = Skeleton(BONES, tuple(parents), np.array(heads), np.array(dirs))
+    skel = builder.skeleton()
     return skel, prims
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...cache import disk_cache
-from ._geometry import Primitive, Skeleton, bone_transforms, extreme_vertices, rotation, skin, skinned_template
+from ._geometry import Primitive, SkeletonBuilder, bone_transforms, extreme_vertices, rotation, skin, skinned_template
 
 VERSION = 3
 
@@ -55,13 +55,8 @@ SPECIES = {
 
 
 def _rest_layout():
-    heads, dirs, parents, prims = [], [], [], []
-
-    def bone(name, parent, head, direction):
-        heads.append(np.asarray(head, float))
-        dirs.append(np.asarray(direction, float) / np.linalg.norm(direction))
-        parents.append(BONES.index(parent) if parent else -1)
-        return BONES.index(name)
+    builder, prims = SkeletonBuilder(BONES), []
+    bone = builder.bone
 
     s45 = np.sqrt(0.5)
     b = bone("hips", None, [0, 0.56, 0], [0, 0, -1])
@@ -84,7 +79,7 @@ def _rest_layout():
         b = bone(f"{leg}_lower", f"{leg}_upper", knee, [0, -1, 0])
         prims += [Primitive("capsule", tuple(knee), tuple(foot), r=(0.038, 0.03), part=b),
                   Primitive("ellipsoid", tuple(foot + [0, -0.01, 0.025]), r=(0.035, 0.028, 0.05), part=b)]
-    return Skeleton(BONES, tuple(parents), np.array(heads), np.array(dirs)), prims
+    return builder.skeleton(), prims
 
 
 def template(spacing: float = 0.01, edge: float = 0.022) -> dict:
