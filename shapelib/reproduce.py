@@ -1,6 +1,6 @@
 """Execute every notebook headless and write ``results/`` (``make reproduce``).
 
-    python -m shapelib.reproduce [--out results] [--only 01] [--timeout 3600]
+    python -m shapelib.reproduce [--out results] [--only 00 01] [--timeout 3600]
     python -m shapelib.reproduce --store-checks [--only 01]   # developers: refresh stored check outputs
 
 For each ``notebooks/NN_*.ipynb``: runs it with nbclient (scale from ``SHAPELIB_SCALE``;
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="results")
     ap.add_argument("--notebooks", default=str((config.REPO_ROOT or Path.cwd()) / "notebooks"))
-    ap.add_argument("--only", help="run only notebooks whose name starts with this prefix")
+    ap.add_argument("--only", nargs="+", help="run only notebooks whose names start with these prefixes (e.g. 00 01)")
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
     ap.add_argument("--store-checks", action="store_true",
                     help="execute at quick scale and store only the NBVAL_CHECK_OUTPUT outputs in notebooks/")
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     if args.store_checks:
         os.environ["SHAPELIB_SCALE"] = "quick"
         os.environ["MPLBACKEND"] = "Agg"
-        for path in sorted(Path(args.notebooks).glob(f"{args.only or ''}*.ipynb")):
+        for path in sorted(p for p in Path(args.notebooks).glob("*.ipynb") if not args.only or p.name.startswith(tuple(args.only))):
             print(f"storing check outputs of {path.name}", flush=True)
             store_checks(path, args.timeout)
         return 0
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
 
     notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
     if args.only:
-        notebooks = [p for p in notebooks if p.name.startswith(args.only)]
+        notebooks = [p for p in notebooks if p.name.startswith(tuple(args.only))]
     print(f"reproduce: {len(notebooks)} notebooks · scale={config.scale()} · data={config.data_root()}", flush=True)
     status = []
     for path in notebooks:

@@ -178,11 +178,26 @@ def isotropic_remesh(shape: Shape, edge: float, iterations: int = 6) -> Shape:
 
 
 def decimate(shape: Shape, n_faces: int) -> Shape:
-    """Quadric edge-collapse decimation (pymeshlab) to about ``n_faces`` faces."""
-    ms = _meshset(shape)
-    ms.meshing_decimation_quadric_edge_collapse(targetfacenum=int(n_faces), preservenormal=True,
-                                                preservetopology=True, qualitythr=0.3)
-    return _from_meshset(ms, shape.name)
+    """Quadric edge-collapse decimation (pymeshlab) to about ``n_faces`` faces.
+
+    A closed input stays closed: the collapse can leave zero-area slivers (how many depends on
+    the build's floating-point order), and dropping them would open holes — so nearby face
+    targets and stricter triangle-quality thresholds are tried, deterministically, until the
+    result is closed and sliver-free.
+    """
+    closed = shape.report().boundary_edges == 0
+    best = None
+    for delta, quality in ((0, 0.3), (0, 0.6), (-7, 0.6), (7, 0.6), (0, 0.9), (-13, 0.9), (13, 0.9)):
+        ms = _meshset(shape)
+        ms.meshing_decimation_quadric_edge_collapse(targetfacenum=int(n_faces) + delta, preservenormal=True,
+                                                    preservetopology=True, qualitythr=quality)
+        out = _from_meshset(ms, shape.name)
+        holes = out.report().boundary_edges if closed else 0
+        if holes == 0:
+            return out
+        if best is None or holes < best[0]:
+            best = (holes, out)
+    return best[1]
 
 
 def refine_region(shape: Shape, center: np.ndarray, radius: float, levels: int = 2) -> Shape:
