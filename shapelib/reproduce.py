@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     sink.unlink(missing_ok=True)
     os.environ["SHAPELIB_RESULTS"] = str(sink)
 
-    notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
+    notebooks = all_notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         notebooks = [p for p in notebooks if p.name.startswith(tuple(args.only))]
     print(f"reproduce: {len(notebooks)} notebooks · scale={config.scale()} · data={config.data_root()}", flush=True)
@@ -123,6 +123,8 @@ def main(argv=None) -> int:
         "|---|---|---|",
     ]
     lines += [f"| {n} | {'ok' if ok else 'FAILED: ' + e} | {t:.0f} s |" for n, ok, t, e in status]
+    ran = {n for n, *_ in status}
+    lines += [f"| {p.name} | not run in this report (--only) | — |" for p in all_notebooks if p.name not in ran]
     by_nb: dict[str, list] = {}
     for r in rows:
         by_nb.setdefault(r["notebook"], []).append(r)
