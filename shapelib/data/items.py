@@ -88,17 +88,14 @@ class Pair:
     def geodesic_errors(self, p2p_21_pred, normalize: bool = True) -> np.ndarray:
         """``(k,)`` geodesic error on shape 1 of a predicted ``(n2,)`` map at the ``k`` ground-truth
         pairs (`gt_pairs`), divided by ``sqrt(area of shape 1)`` when ``normalize`` (×100 gives
-        the papers' numbers). One heat-method solve per distinct wrong target vertex."""
-        from ..geodesics import geodesic_distances
+        the papers' numbers). See :class:`shapelib.metrics.GeodesicEvaluator`."""
+        from ..metrics import GeodesicEvaluator
 
         gt = self.gt_pairs()
-        pred = np.asarray(p2p_21_pred)[gt[:, 1]]
-        err = np.zeros(len(gt))
-        wrong = np.flatnonzero(pred != gt[:, 0])
-        if len(wrong):
-            src, row = np.unique(gt[wrong, 0], return_inverse=True)
-            err[wrong] = geodesic_distances(self.shape1, src)[row, pred[wrong]]
-        return err / np.sqrt(self.shape1.area()) if normalize and self.shape1.is_mesh else err
+        gt_21 = np.zeros(self.shape2.n_vertices, dtype=np.int64)
+        gt_21[gt[:, 1]] = gt[:, 0]
+        ev = GeodesicEvaluator(self.shape1, gt_21, vertices=gt[:, 1], normalize="area" if normalize else None)
+        return ev.errors(p2p_21_pred)
 
     def __repr__(self) -> str:
         gt = "dense" if self.p2p_21 is not None else f"{len(self.gt_pairs())} landmarks"
