@@ -383,8 +383,6 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
     if method == "auto":
         method = "cotan" if shape.is_mesh else "pointcloud"
     params = {"k": k, "method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
-    if method == "graph":
-        params["n_neighbors"] = None if shape.is_mesh else n_neighbors
 
     def build() -> dict:
         L, M = laplacian(shape, method=method, n_neighbors=n_neighbors)

@@ -343,8 +343,9 @@ class Shape:
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         merged_index = rank[inverse]
-        v_new = v[np.sort(first)]
-        nrm_new = self.normals[np.sort(first)] if self.normals is not None else None
+        kept = np.sort(first)
+        v_new = v[kept]
+        nrm_new = self.normals[kept] if self.normals is not None else None
         if not self.is_mesh:
             return Shape(v_new, None, nrm_new, self.name), merged_index
         f = merged_index[self.faces]

@@ -120,7 +120,7 @@ def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size
     return fig
 
 
-def correspondence_colors(shape: Shape, up: str = "y") -> np.ndarray:
+def correspondence_colors(shape: Shape) -> np.ndarray:
     """``(n, 3)`` RGB colours from normalised coordinates: transfer them through a map to
     visualise a correspondence (same colour = matched points)."""
     v = shape.vertices
