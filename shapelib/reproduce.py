@@ -2,11 +2,14 @@
 
     python -m shapelib.reproduce [--out results] [--only 00 01] [--timeout 3600]
     python -m shapelib.reproduce --store-checks [--only 01]   # developers: refresh stored check outputs
+    python -m shapelib.reproduce --report-only                # re-assemble REPORT.md from results/records/
 
 For each ``notebooks/NN_*.ipynb``: runs it with nbclient (scale from ``SHAPELIB_SCALE``;
 default ``standard`` on CPU, ``full`` with a CUDA GPU), saves the executed notebook as
 HTML, and gathers the rows each notebook passed to :func:`shapelib.report.results_table`
-into ``results/REPORT.md`` — stamped with date, scale and machine.
+into ``results/REPORT.md`` — stamped with date, scale and machine. Each notebook's run is kept
+in ``results/records/NN_name.json`` (committed), so ``--only`` refreshes some notebooks and the
+report still lists every notebook with its own date and scale.
 """
 from __future__ import annotations
 
@@ -79,7 +82,11 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
     ap.add_argument("--store-checks", action="store_true",
                     help="execute at quick scale and store only the NBVAL_CHECK_OUTPUT outputs in notebooks/")
+    ap.add_argument("--report-only", action="store_true", help="re-assemble REPORT.md from the stored records")
     args = ap.parse_args(argv)
+    if args.report_only:
+        write_report(Path(args.out).resolve(), sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb")))
+        return 0
     if args.store_checks:
         os.environ["SHAPELIB_SCALE"] = "quick"
         os.environ["MPLBACKEND"] = "Agg"
@@ -92,47 +99,64 @@ def main(argv=None) -> int:
     # figures must be captured in the executed notebooks (a global Agg backend would drop them)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    sink = out / "records.jsonl"
-    sink.unlink(missing_ok=True)
-    os.environ["SHAPELIB_RESULTS"] = str(sink)
+    records = out / "records"
+    records.mkdir(parents=True, exist_ok=True)
 
     notebooks = all_notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         notebooks = [p for p in notebooks if p.name.startswith(tuple(args.only))]
     print(f"reproduce: {len(notebooks)} notebooks · scale={config.scale()} · data={config.data_root()}", flush=True)
-    status = []
+    failed = False
     for path in notebooks:
+        sink = out / f".{path.stem}.jsonl"
+        sink.unlink(missing_ok=True)
+        os.environ["SHAPELIB_RESULTS"] = str(sink)
         print(f"  running {path.name} ...", end=" ", flush=True)
         ok, elapsed, err = run_notebook(path, out, args.timeout)
-        status.append((path.name, ok, elapsed, err))
+        failed |= not ok
         print(f"{'ok' if ok else 'FAILED'} ({elapsed:.0f} s){'  ' + err if err else ''}", flush=True)
+        rows = [json.loads(line) for line in sink.read_text().splitlines()] if sink.exists() else []
+        sink.unlink(missing_ok=True)
+        record = {"notebook": path.name, "ok": ok, "error": err, "seconds": round(elapsed, 1),
+                  "date": time.strftime("%Y-%m-%d %H:%M %Z"), "scale": config.scale(), "machine": _machine(),
+                  "data_root": str(config.data_root()), "rows": rows}
+        (records / f"{path.stem}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    write_report(out, all_notebooks)
+    return 1 if failed else 0
 
-    rows = [json.loads(line) for line in sink.read_text().splitlines()] if sink.exists() else []
-    lines = [
-        "# shapelib — reproduction report",
-        "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- scale: `{config.scale()}`",
-        f"- machine: {_machine()}",
-        f"- data root: `{config.data_root()}` (real datasets used where found, synthetic families otherwise; the `data` column says which)",
-        "",
-        "## Notebooks",
-        "",
-        "| notebook | status | time |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {n} | {'ok' if ok else 'FAILED: ' + e} | {t:.0f} s |" for n, ok, t, e in status]
-    ran = {n for n, *_ in status}
-    lines += [f"| {p.name} | not run in this report (--only) | — |" for p in all_notebooks if p.name not in ran]
-    by_nb: dict[str, list] = {}
-    for r in rows:
-        by_nb.setdefault(r["notebook"], []).append(r)
-    for name, nb_rows in by_nb.items():
-        lines += ["", f"## {name}", "", markdown_table(nb_rows).rstrip()]
+
+def write_report(out: Path, all_notebooks) -> Path:
+    """Assemble ``out/REPORT.md`` from the per-notebook records in ``out/records/`` — each notebook's
+    latest run, stamped with its own date, scale and machine (so notebooks run at different times,
+    e.g. the slow ones alone, still make one report). Notebooks never run are listed as such."""
+    recs = {}
+    for f in sorted((out / "records").glob("*.json")):
+        r = json.loads(f.read_text())
+        recs[r["notebook"]] = r
+    stamps = sorted({(r["scale"], r["machine"]) for r in recs.values()})
+    lines = ["# shapelib — reproduction report", "",
+             f"- assembled: {time.strftime('%Y-%m-%d %H:%M %Z')} from `{out.name}/records/` "
+             "(each notebook's latest `make reproduce` run)"]
+    lines += [f"- scale `{sc}` on {m}" for sc, m in stamps]
+    lines += ["- data: real datasets where found, synthetic families otherwise — the `data` column says which",
+              "", "## Notebooks", "", "| notebook | status | time | run | scale |", "|---|---|---|---|---|"]
+    for p in all_notebooks:
+        r = recs.get(p.name)
+        if r is None:
+            lines.append(f"| {p.name} | not run yet | — | — | — |")
+        else:
+            status = "ok" if r["ok"] else f"FAILED: {r['error']}"
+            lines.append(f"| {p.name} | {status} | {r['seconds']:.0f} s | {r['date']} | {r['scale']} |")
+    for p in all_notebooks:
+        r = recs.get(p.name)
+        by_nb: dict[str, list] = {}
+        for row in (r or {}).get("rows", []):
+            by_nb.setdefault(row["notebook"], []).append(row)
+        for name, nb_rows in by_nb.items():
+            lines += ["", f"## {name}", "", markdown_table(nb_rows).rstrip()]
     (out / "REPORT.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / 'REPORT.md'} and {len(status)} HTML files")
-    return 0 if all(ok for _, ok, _, _ in status) else 1
+    print(f"wrote {out / 'REPORT.md'} ({len(recs)} notebook records)")
+    return out / "REPORT.md"
 
 
 if __name__ == "__main__":

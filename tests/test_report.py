@@ -1,0 +1,31 @@
+"""The reproduction report: per-notebook records assembled into one REPORT.md."""
+import json
+
+from shapelib import report
+from shapelib.reproduce import write_report
+
+
+def _record(out, name, ok=True, scale="standard", rows=()):
+    (out / "records").mkdir(parents=True, exist_ok=True)
+    rec = {"notebook": name, "ok": ok, "error": "" if ok else "AssertionError: x", "seconds": 12.3,
+           "date": "2026-01-01 00:00 UTC", "scale": scale, "machine": "test-machine", "data_root": "/d",
+           "rows": list(rows)}
+    (out / "records" / f"{name[:-6]}.json").write_text(json.dumps(rec))
+
+
+def test_report_merges_runs_and_lists_missing(tmp_path):
+    nbs = [tmp_path / n for n in ("00_a.ipynb", "01_b.ipynb", "02_c.ipynb")]
+    row = dict(quantity="q1", paper="1.0", ours="0.9", data="synthetic: x", scale="quick", notebook="00 A")
+    _record(tmp_path, "00_a.ipynb", rows=[row])
+    _record(tmp_path, "01_b.ipynb", ok=False, scale="quick")
+    text = write_report(tmp_path, nbs).read_text()
+    assert "| 00_a.ipynb | ok | 12 s | 2026-01-01 00:00 UTC | standard |" in text
+    assert "FAILED: AssertionError: x" in text
+    assert "| 02_c.ipynb | not run yet |" in text
+    assert "## 00 A" in text and "| q1 | 1.0 | 0.9 | synthetic: x | quick |" in text
+    assert text.count("scale `") == 2  # one stamp per (scale, machine)
+
+
+def test_markdown_table_escapes_pipes_and_fills_missing():
+    text = report.markdown_table([dict(quantity="a|b", ours=None)])
+    assert "a\\|b" in text and "—" in text
