@@ -4,15 +4,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def bumpy_torus(major: int, minor: int):
+def bumpy_torus(major: int, minor: int, turn: float = 0.0):
     """A torus (R=1, r=0.35) with smooth bumps: n = major·minor vertices, no poles, no symmetry
-    that would make the eigensolver's life unusually easy."""
+    that would make the eigensolver's life unusually easy. ``turn`` (in sections) rotates the
+    sampling about z before the bumps are applied: the same surface, other vertices."""
     import trimesh
 
     from shapelib import Shape
 
     m = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=major, minor_sections=minor)
-    v = m.vertices
+    a = 2 * np.pi * turn / major
+    v = m.vertices @ np.array([[np.cos(a), np.sin(a), 0], [-np.sin(a), np.cos(a), 0], [0, 0, 1]])
     bump = 1 + 0.08 * np.sin(5 * np.arctan2(v[:, 1], v[:, 0])) * np.cos(3 * v[:, 2] / 0.35)
     ring = np.c_[v[:, :2] / np.linalg.norm(v[:, :2], axis=1, keepdims=True), np.zeros(len(v))]
     v = ring + (v - ring) * bump[:, None]

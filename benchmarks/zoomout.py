@@ -4,7 +4,7 @@
     python benchmarks/zoomout.py --quick    # n ≈ 5k only
 
 Every measurement runs in a fresh subprocess so its peak memory is its own: on CPU the peak
-resident set size (``ru_maxrss``) minus the RSS just before the call; on CUDA
+resident set size (``VmHWM``, reset just before the call) minus the RSS then; on CUDA
 ``torch.cuda.max_memory_allocated``. ZoomOut: k 30 → 130, 10 iterations of step 10 (the
 paper's differentiable setting; the classic rows use the same schedule), σ = 1e-2.
 
@@ -17,7 +17,9 @@ Rows (``method``):
                    ZoomOut" with soft maps) and ``soft-<b>+bwd`` (forward + backward to C_init).
 Meshes: a bumpy torus (synthetic, dense); real eigenbases (k = 130) up to 20k vertices, a
 synthetic M-orthonormal smooth basis at 100k (ZoomOut's cost does not depend on which basis).
-Pair: the mesh and itself, C_init = the identity's fmap in 30 functions + noise.
+Pair: two discretisations of the same torus (shape 2 has ~2 % more sections and is turned by a
+third of a section), ground truth = nearest vertex in R³; C_init = the ground-truth fmap in 30
+functions + noise; ``fmap_error`` = ‖C[:30,:30] − C_gt‖ / ‖C_gt‖ after ZoomOut.
 Combinations whose time extrapolated (∝ n²) from a smaller size exceeds ``--max-seconds``
 (default 60) are skipped and marked so; dense rows are skipped when n² floats exceed memory.
 Writes benchmarks/results/zoomout.json and prints a table with the paper's numbers beside ours.
@@ -38,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _shapes import bumpy_torus  # noqa: E402  (the shared benchmark meshes)
 SIZES = {"5k": (100, 50), "20k": (200, 100), "100k": (500, 200)}  # torus sections → n = a·b
+REAL_SIZE = "5k FAUST_r"  # measured when ../shared/data (SHAPELIB_DATA) has FAUST_r
 MEMORY_SIZES = {"1k": (40, 25), "2k": (64, 32), "5k": (100, 50), "10k": (160, 64)}
 K_INIT, N_ITER, STEP, SIGMA = 30, 10, 10, 1e-2
 PAPER = {  # Table 3 (GPU: RTX-class; CPU: not stated), seconds
@@ -48,14 +51,12 @@ PAPER = {  # Table 3 (GPU: RTX-class; CPU: not stated), seconds
 }
 
 
-def _basis(size: str, k: int, device, dtype):
+def _basis(shape, k: int, device, dtype):
     import numpy as np
     import torch
 
     from shapelib.fmaps import SpectralBasis
 
-    sections = {**SIZES, **MEMORY_SIZES}[size]
-    shape = bumpy_torus(*sections).normalized("area")
     if shape.n_vertices <= 25000:
         return SpectralBasis.from_shape(shape, k, device, dtype), "eigenbasis"
     # synthetic smooth basis, orthonormal in M: Fourier products on the torus angles, QR in M
@@ -66,10 +67,69 @@ def _basis(size: str, k: int, device, dtype):
     u, w = np.arctan2(v[:, 1], v[:, 0]), np.arctan2(v[:, 2], np.linalg.norm(v[:, :2], axis=1) - 1)
     cols = [np.cos(a * u + b * w + 0.3 * a) for a in range(12) for b in range(-6, 6)][:k]
     F = np.stack(cols, 1) * np.sqrt(M)[:, None]
-    Q, _ = np.linalg.qr(F)
+    Q, R = np.linalg.qr(F)
+    Q = Q * np.sign(np.diag(R))[None, :]  # same sign convention on both shapes
     Phi = Q / np.sqrt(M)[:, None]
     t = lambda x: torch.as_tensor(x, device=device, dtype=dtype)  # noqa: E731
     return SpectralBasis(t(Phi), t(np.arange(k, dtype=float)), t(M)), "synthetic M-orthonormal basis"
+
+
+def _pair(size: str, k: int, device, dtype):
+    """Two discretisations of one bumpy torus: shape 2 has ~2 % more sections, turned by a third
+    of a section, so no vertex of one coincides with a vertex of the other (a self-map would let a
+    KD-tree stop at distance 0 and flatter it). Ground truth: nearest vertex in R³."""
+    import torch
+
+    from shapelib.kernels import nearest
+
+    if size == REAL_SIZE:  # a real pair: two FAUST_r shapes (~5k vertices, different meshes)
+        from shapelib import data
+
+        pair = data.human_pairs("test", source="real", n_pairs=1)[0]
+        b1, kind = _basis(pair.shape1.normalized("area"), k, device, dtype)
+        b2, _ = _basis(pair.shape2.normalized("area"), k, device, dtype)
+        return b1, b2, torch.as_tensor(pair.p2p_21, device=device).long(), f"eigenbasis ({pair.name})"
+    a, b = {**SIZES, **MEMORY_SIZES}[size]
+    s1 = bumpy_torus(a, b).normalized("area")
+    s2 = bumpy_torus(a + max(1, a // 50), b, turn=1 / 3).normalized("area")
+    b1, kind = _basis(s1, k, device, dtype)
+    b2, _ = _basis(s2, k, device, dtype)
+    gt = nearest(torch.as_tensor(s1.vertices), torch.as_tensor(s2.vertices), backend="torch")
+    return b1, b2, gt.to(device), kind
+
+
+PRODUCT_N = {"50k": 50_000, "100k": 100_000}  # one soft-map product: the memory argument at scale
+
+
+def measure_product(size: str, method: str, device: str) -> dict:
+    """One differentiable soft-map product ``Π @ X`` + backward at n = 50k/100k (p = 32 features,
+    X ``(n, 130)``): the step diff. ZoomOut repeats, at a size where dense Π needs n² floats."""
+    import torch
+
+    from shapelib.kernels import SoftMap
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    n, dev = PRODUCT_N[size], torch.device(device)
+    g = torch.Generator().manual_seed(0)
+    F1, F2 = (torch.randn(n, 32, generator=g).to(dev) for _ in range(2))
+    X = torch.randn(n, K_INIT + N_ITER * STEP, generator=g).to(dev).requires_grad_(True)
+    F1.requires_grad_(True)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    _reset_peak_rss()
+    rss0 = _rss_bytes()
+    t0 = time.perf_counter()
+    out = SoftMap(F1, F2, 1.0, backend=method.split("-")[1].removesuffix("+bwd")) @ X
+    out.square().sum().backward()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = _peak_rss_bytes() - rss0
+    return {"size": size, "n": n, "method": method, "device": device, "seconds": time.perf_counter() - t0,
+            "peak_bytes": max(int(peak), 0), "dense_bytes": 4 * n * n, "finite": bool(torch.isfinite(X.grad).all())}
 
 
 def measure(size: str, method: str, device: str) -> dict:
@@ -77,30 +137,33 @@ def measure(size: str, method: str, device: str) -> dict:
     import numpy as np
     import torch
 
+    if method.startswith("product-"):
+        return measure_product(size, method, device)
+
     from shapelib.fmaps import diff_zoomout, p2p_to_fmap, zoomout
 
     torch.set_num_threads(os.cpu_count() or 1)
     dev = torch.device(device)
     k_final = K_INIT + N_ITER * STEP
-    basis, basis_kind = _basis(size, k_final, dev, torch.float32)
-    n = basis.n
+    basis1, basis2, gt, basis_kind = _pair(size, k_final, dev, torch.float32)
+    n = basis1.n
     g = torch.Generator().manual_seed(0)
-    C0 = p2p_to_fmap(np.arange(n), basis, basis, K_INIT, K_INIT)
-    C0 = (C0 + 0.05 * torch.randn(K_INIT, K_INIT, generator=g).to(C0)).contiguous()
+    C_gt = p2p_to_fmap(gt, basis1, basis2, K_INIT, K_INIT)
+    C0 = (C_gt + 0.05 * torch.randn(K_INIT, K_INIT, generator=g).to(C_gt)).contiguous()
 
     def run():
         if method == "kdtree":
-            return zoomout_kdtree(C0, basis, k_final)
+            return zoomout_kdtree(C0, basis1, basis2, k_final)
         if method.startswith("nn-"):
-            return zoomout(C0, basis, basis, k_final, step=STEP, backend=method[3:])[0]
+            return zoomout(C0, basis1, basis2, k_final, step=STEP, backend=method[3:])[0]
         backend = method[5:].removesuffix("+bwd")
         if method.endswith("+bwd"):
             C = C0.clone().requires_grad_(True)
-            out = diff_zoomout(C, basis, basis, SIGMA, N_ITER, STEP, backend=backend)
+            out = diff_zoomout(C, basis1, basis2, SIGMA, N_ITER, STEP, backend=backend)
             out.square().sum().backward()
             return out.detach()
         with torch.no_grad():
-            return diff_zoomout(C0, basis, basis, SIGMA, N_ITER, STEP, backend=backend)
+            return diff_zoomout(C0, basis1, basis2, SIGMA, N_ITER, STEP, backend=backend)
 
     warm = method.startswith(("nn-keops", "soft-keops"))
     if warm:  # KeOps compiles on first use: time the second run (compile time reported apart)
@@ -111,6 +174,7 @@ def measure(size: str, method: str, device: str) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
+    _reset_peak_rss()
     rss0 = _rss_bytes()
     t0 = time.perf_counter()
     C = run()
@@ -120,8 +184,8 @@ def measure(size: str, method: str, device: str) -> dict:
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
-    err = float((C[:K_INIT, :K_INIT] - p2p_to_fmap(np.arange(n), basis, basis, K_INIT, K_INIT)).norm())
+        peak = _peak_rss_bytes() - rss0
+    err = float((C[:K_INIT, :K_INIT] - C_gt).norm() / C_gt.norm())
     out = {"size": size, "n": n, "method": method, "device": device, "seconds": seconds,
            "peak_bytes": max(int(peak), 0), "basis": basis_kind, "fmap_error": err}
     if warm:
@@ -129,19 +193,38 @@ def measure(size: str, method: str, device: str) -> dict:
     return out
 
 
-def zoomout_kdtree(C0, basis, k_final):
+def zoomout_kdtree(C0, basis1, basis2, k_final):
     """The straightforward CPU ZoomOut: numpy/scipy, a new cKDTree on Φ1 Cᵀ every iteration."""
-    import numpy as np
     from scipy.spatial import cKDTree
 
-    Phi = basis.evecs.cpu().double().numpy()
-    M = basis.M.cpu().double().numpy()
+    Phi1 = basis1.evecs.cpu().double().numpy()
+    Phi2 = basis2.evecs.cpu().double().numpy()
+    M2 = basis2.M.cpu().double().numpy()
     C = C0.cpu().double().numpy()
     for k in range(C.shape[0] + STEP, k_final + 1, STEP):
         k2, k1 = C.shape
-        _, p2p = cKDTree(Phi[:, :k1] @ C.T).query(Phi[:, :k2], workers=-1)
-        C = Phi[:, :k].T @ (M[:, None] * Phi[p2p, :k])
+        _, p2p = cKDTree(Phi1[:, :k1] @ C.T).query(Phi2[:, :k2], workers=-1)
+        C = Phi2[:, :k].T @ (M2[:, None] * Phi1[p2p, :k])
     return __import__("torch").as_tensor(C, dtype=C0.dtype)
+
+
+def _reset_peak_rss() -> None:
+    """Reset the kernel's high-water mark of this process (``VmHWM``) so that the peak measured
+    next belongs to the timed call, not to the set-up (eigenbases) before it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not permitted: the peak then includes the set-up
+        pass
+
+
+def _peak_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _rss_bytes() -> int:
@@ -182,6 +265,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=60.0)
     ap.add_argument("--keops-cpu", action="store_true",
                     help="also time KeOps on CPU (compiles ~10 formulas per method: minutes on a loaded 2-core machine)")
+    ap.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
+    ap.add_argument("--sizes", help="comma-separated subset of 5k,20k,100k")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory curve and the 50k product")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--size")
     ap.add_argument("--method")
@@ -197,15 +283,21 @@ def main(argv=None) -> int:
     from shapelib.kernels import keops_available
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    sizes = ["5k"] if args.quick else list(SIZES)
+    sizes = ["5k"] if args.quick else (args.sizes.split(",") if args.sizes else list(SIZES))
+    from shapelib.data import registry
+
+    if registry.get("faust_r").found() and (not args.sizes or REAL_SIZE in args.sizes.split(",")):
+        sizes.insert(1 if "5k" in sizes else 0, REAL_SIZE)
     total_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     rows = []
     for device in devices:
         keops_ok, keops_reason = keops_available(device)
         # KeOps on CPU is single-threaded and compiles per formula: only at the smallest size
         for size in sizes:
-            n = SIZES[size][0] * SIZES[size][1]
+            n = 5000 if size == REAL_SIZE else SIZES[size][0] * SIZES[size][1]
             for method in methods_for(device, keops_ok):
+                if args.methods and method not in args.methods.split(","):
+                    continue
                 if device == "cpu" and "keops" in method and not args.keops_cpu:
                     rows.append({"size": size, "n": n, "method": method, "device": device,
                                  "skipped": "KeOps on CPU: compile of ~10 formulas timed out (180 s) on this 2-core machine; "
@@ -232,7 +324,15 @@ def main(argv=None) -> int:
                 print(f"{r.get('seconds', float('nan')):8.2f} s  {r.get('peak_bytes', 0) / 1e6:8.0f} MB"
                       f"{'  ' + r['skipped'] if 'skipped' in r else ''}", flush=True)
         # memory of ONE soft-map product with gradient, dense vs chunked (Figure 4's argument)
-    mem_rows = [] if args.quick else memory_curve(devices[0], total_mem)
+    mem_rows = [] if args.quick or args.no_memory else memory_curve(devices[0], total_mem)
+    if not args.quick and not args.no_memory:
+        for device in devices:  # one product + backward at 50k (CPU) / 100k (GPU): dense would need n² floats
+            size = "100k" if device == "cuda" else "50k"
+            print(f"  product {device} {size} soft-torch+bwd", end=" ", flush=True)
+            r = spawn(size, "product-torch+bwd", device, timeout=600)
+            print(f"{r.get('seconds', float('nan')):7.2f} s {r.get('peak_bytes', 0) / 1e6:8.0f} MB "
+                  f"(dense Π: {4 * PRODUCT_N[size] ** 2 / 1e9:.0f} GB)", flush=True)
+            mem_rows.append(r)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
@@ -266,13 +366,31 @@ def memory_curve(device, total_mem) -> list[dict]:
 
 def table(result) -> str:
     lines = [f"ZoomOut k {K_INIT}→{K_INIT + N_ITER * STEP} ({N_ITER} iterations), σ={SIGMA} — {result['machine']}",
-             f"{'device':<6} {'n':>7} {'method':<16} {'time (s)':>9} {'peak MB':>9}  paper (Table 3, GPU)"]
+             f"{'device':<6} {'pair':<11} {'n':>7} {'method':<16} {'time (s)':>9} {'peak MB':>9}  paper (Table 3, GPU)"]
     for r in result["rows"]:
-        paper = PAPER.get((r["size"], r["method"].replace("nn-torch", "nn-keops")
-                           if r["method"] == "nn-torch" else r["method"]), "")
+        size = "5k" if r["size"] == REAL_SIZE else r["size"]
+        paper = PAPER.get((size, "nn-keops" if r["method"] == "nn-torch" else r["method"]), "")
         val = f"{r['seconds']:9.2f} {r['peak_bytes'] / 1e6:9.0f}" if "seconds" in r else f"{'—':>9} {'—':>9}  {r['skipped']}"
-        lines.append(f"{r['device']:<6} {r.get('n', 0):>7} {r['method']:<16} {val}  {paper}")
+        lines.append(f"{r['device']:<6} {r['size']:<11} {r.get('n', 0):>7} {r['method']:<16} {val}  {paper}")
+    for r in result.get("memory_curve", []):
+        if r["method"].startswith("product-") and "seconds" in r:
+            lines.append(f"one SoftMap product Π@X + backward, n = {r['n']:,} ({r['device']}): {r['seconds']:.1f} s, "
+                         f"peak {r['peak_bytes'] / 1e6:.0f} MB (dense Π alone: {r['dense_bytes'] / 1e9:.0f} GB)")
+    for size, ratio in speedups(result["rows"]).items():
+        lines.append(f"classic ZoomOut on CPU, {size}: kernel-layer NN (best backend) is {ratio:.1f}× faster than the "
+                     "per-iteration KD-tree (goal ≥ 3× at 5k)")
     return "\n".join(lines)
+
+
+def speedups(rows) -> dict:
+    """``{size: t(kdtree) / min t(nn-*)}`` on CPU, where both were measured."""
+    out = {}
+    for size in dict.fromkeys(r["size"] for r in rows):
+        t = {r["method"]: r["seconds"] for r in rows if r["size"] == size and r["device"] == "cpu" and "seconds" in r}
+        nn = [v for m, v in t.items() if m.startswith("nn-")]
+        if "kdtree" in t and nn:
+            out[size] = t["kdtree"] / min(nn)
+    return out
 
 
 if __name__ == "__main__":
