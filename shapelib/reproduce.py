@@ -55,6 +55,14 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> tuple[bool, float, 
     return ok, elapsed, err
 
 
+def clean_metadata(nb) -> None:
+    """Drop what an execution adds to a notebook's metadata: saved widget state (progress bars,
+    hundreds of kB) and per-cell execution timestamps."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+
+
 def store_checks(path: Path, timeout: int) -> None:
     """Execute ``path`` at quick scale and write it back with every output stripped except those
     of cells tagged ``keep_output`` (the ``# NBVAL_CHECK_OUTPUT`` cells nbval compares)."""
@@ -63,6 +71,7 @@ def store_checks(path: Path, timeout: int) -> None:
 
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    clean_metadata(nb)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue

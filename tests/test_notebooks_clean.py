@@ -11,6 +11,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_outputs_stripped_except_checked_cells(path):
     nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata, f"{path.name}: saved widget state in metadata (run `make checks NB={path.name[:2]}`)"
     checked = 0
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
