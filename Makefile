@@ -43,7 +43,7 @@ reproduce: venv
 	$(PY) -m shapelib.reproduce --out results
 
 bench: venv
-	$(PY) benchmarks/operators.py && $(PY) benchmarks/diffusionnet.py && $(PY) benchmarks/zoomout.py
+	for b in operators diffusionnet zoomout meps implicit cpnet; do $(PY) benchmarks/$$b.py || exit 1; done
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/
