@@ -286,8 +286,10 @@ def main(argv=None) -> int:
     sizes = ["5k"] if args.quick else (args.sizes.split(",") if args.sizes else list(SIZES))
     from shapelib.data import registry
 
-    if registry.get("faust_r").found() and (not args.sizes or REAL_SIZE in args.sizes.split(",")):
-        sizes.insert(1 if "5k" in sizes else 0, REAL_SIZE)
+    if registry.get("faust_r").found() and not args.sizes and not args.quick:
+        sizes.insert(1, REAL_SIZE)
+    elif REAL_SIZE in sizes and not registry.get("faust_r").found():
+        sizes.remove(REAL_SIZE)
     total_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     rows = []
     for device in devices:
