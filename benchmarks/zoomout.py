@@ -114,6 +114,21 @@ def measure_product(size: str, method: str, device: str) -> dict:
     F1, F2 = (torch.randn(n, 32, generator=g).to(dev) for _ in range(2))
     X = torch.randn(n, K_INIT + N_ITER * STEP, generator=g).to(dev).requires_grad_(True)
     F1.requires_grad_(True)
+
+    def run():
+        out = SoftMap(F1, F2, 1.0, backend=method.split("-")[1].removesuffix("+bwd")) @ X
+        out.square().sum().backward()
+
+    _, seconds, peak = timed(run, dev)
+    return {"size": size, "n": n, "method": method, "device": device, "seconds": seconds,
+            "peak_bytes": peak, "dense_bytes": 4 * n * n, "finite": bool(torch.isfinite(X.grad).all())}
+
+
+def timed(fn, dev):
+    """``(fn(), seconds, peak bytes)``: peak of CUDA allocations, or of this process's resident set
+    (high-water mark reset just before the call) on CPU."""
+    import torch
+
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -121,15 +136,12 @@ def measure_product(size: str, method: str, device: str) -> dict:
     _reset_peak_rss()
     rss0 = _rss_bytes()
     t0 = time.perf_counter()
-    out = SoftMap(F1, F2, 1.0, backend=method.split("-")[1].removesuffix("+bwd")) @ X
-    out.square().sum().backward()
+    out = fn()
     if dev.type == "cuda":
         torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = _peak_rss_bytes() - rss0
-    return {"size": size, "n": n, "method": method, "device": device, "seconds": time.perf_counter() - t0,
-            "peak_bytes": max(int(peak), 0), "dense_bytes": 4 * n * n, "finite": bool(torch.isfinite(X.grad).all())}
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() - base if dev.type == "cuda" else _peak_rss_bytes() - rss0
+    return out, seconds, max(int(peak), 0)
 
 
 def measure(size: str, method: str, device: str) -> dict:
@@ -170,24 +182,10 @@ def measure(size: str, method: str, device: str) -> dict:
         t0 = time.perf_counter()
         run()
         compile_s = time.perf_counter() - t0
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    _reset_peak_rss()
-    rss0 = _rss_bytes()
-    t0 = time.perf_counter()
-    C = run()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    if dev.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = _peak_rss_bytes() - rss0
+    C, seconds, peak = timed(run, dev)
     err = float((C[:K_INIT, :K_INIT] - C_gt).norm() / C_gt.norm())
     out = {"size": size, "n": n, "method": method, "device": device, "seconds": seconds,
-           "peak_bytes": max(int(peak), 0), "basis": basis_kind, "fmap_error": err}
+           "peak_bytes": peak, "basis": basis_kind, "fmap_error": err}
     if warm:
         out["first_call_seconds"] = compile_s
     return out
