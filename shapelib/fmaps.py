@@ -280,14 +280,30 @@ def _schedule(k_start: int, k_final: int, step: int) -> list[int]:
     return [k for k in ks if k > k_start] or [k_final]
 
 
+def area_samples(basis: SpectralBasis, n_samples: int, seed: int = 0) -> torch.Tensor:
+    """``n_samples`` distinct vertices drawn with probability ∝ vertex area (uniform on the
+    surface), seeded: ``(n_samples,) long``, sorted. All vertices when ``n_samples ≥ n``."""
+    if n_samples >= basis.n:
+        return torch.arange(basis.n, device=basis.M.device)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.multinomial(basis.M.detach().double().cpu().clamp_min(0), int(n_samples), replacement=False, generator=g)
+    return idx.sort().values.to(basis.M.device)
+
+
 def zoomout(C12_init: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis, k_final: int = 130,
-            step: int = 1, backend: str = "auto", return_history: bool = False):
+            step: int = 1, backend: str = "auto", return_history: bool = False, n_samples: int | None = None,
+            seed: int = 0):
     """Classic ZoomOut (Melzi et al. 2019): alternate hard nearest neighbours (fmap → p2p) and
     pull-back (p2p → fmap), growing the basis ``K → K + step`` until ``k_final``.
 
     C12_init ``(k, k)`` (square; pass a p2p map through :func:`p2p_to_fmap` first) → ``(C12 (k_final,
     k_final), p2p_21 (n2,))`` — plus the list of intermediate ``C12`` with ``return_history``.
     Runs on the device of the bases; nearest neighbours by the kernel layer (exact, chunked).
+
+    ``n_samples``: the acceleration of the ZoomOut paper: the intermediate iterations match only
+    ``n_samples`` area-uniform random vertices S1, S2 of each shape (``seed``) and fit the fmap by
+    least squares on them, ``C12 = argmin_C ‖Φ2[S2] C − Φ1[p2p(S2)]‖`` (p2p into S1); the last
+    step is one full map and a full pull-back. ``None``: every vertex, every iteration (exact).
     """
     C = C12_init.to(basis1.evecs)
     if C.shape[0] != C.shape[1]:
@@ -295,11 +311,21 @@ def zoomout(C12_init: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis
                          f"C12[:k, :k] with k = min of both sizes.")
     history = [C]
     with torch.no_grad():
+        if n_samples:
+            S1, S2 = area_samples(basis1, n_samples, seed), area_samples(basis2, n_samples, seed + 1)
+            E1, E2 = basis1.evecs[S1], basis2.evecs[S2]
         for k in _schedule(C.shape[0], k_final, step):
-            p2p = fmap_to_p2p(C, basis1, basis2, backend)
-            C = p2p_to_fmap(p2p, basis1, basis2, k, k)
+            k2, k1 = C.shape
+            if n_samples:  # match the samples only; least-squares fmap on them
+                p2p_s = nearest(E1[:, :k1] @ C.T, E2[:, :k2], backend=backend)
+                C = torch.linalg.lstsq(E2[:, :k], E1[p2p_s, :k]).solution  # (k2, k1)
+            else:
+                p2p = fmap_to_p2p(C, basis1, basis2, backend)
+                C = p2p_to_fmap(p2p, basis1, basis2, k, k)
             history.append(C)
         p2p = fmap_to_p2p(C, basis1, basis2, backend)
+        if n_samples:  # one full pull-back: the returned C12 is proper, as without sampling
+            C = p2p_to_fmap(p2p, basis1, basis2, C.shape[1], C.shape[0])
     return (C, p2p, history) if return_history else (C, p2p)
 
 

@@ -100,6 +100,18 @@ def test_zoomout_improves_on_its_init(pair, noisy_init):
     assert e_zo < 2.0, f"ZoomOut on an exact isometry should be near-perfect, got {e_zo:.2f}"
 
 
+def test_zoomout_with_samples_matches_exact_and_returns_a_proper_fmap(pair, noisy_init):
+    """The sampled acceleration (intermediate maps on half the vertices, least-squares fmaps)
+    reaches the exact algorithm's accuracy; its final C12 is the pull-back of its full p2p."""
+    ev = GeodesicEvaluator(pair["s1"], pair["gt"], n_samples=200)
+    _, p_exact = zoomout(noisy_init, pair["b1"], pair["b2"], k_final=K, step=2)
+    C, p2p = zoomout(noisy_init, pair["b1"], pair["b2"], k_final=K, step=2, n_samples=pair["b1"].n // 2)
+    assert p2p.shape == (pair["b2"].n,) and C.shape == (K, K)
+    assert torch.allclose(C, p2p_to_fmap(p2p, pair["b1"], pair["b2"], K, K)), "final C12 must be proper"
+    e_s, e_x = ev.mean(p2p), ev.mean(p_exact)
+    assert e_s < e_x + 0.5, f"sampled ZoomOut {e_s:.2f} vs exact {e_x:.2f}"
+
+
 def test_diff_zoomout_matches_hard_zoomout_and_is_differentiable(pair, noisy_init):
     ev = GeodesicEvaluator(pair["s1"], pair["gt"], n_samples=200)
     C0 = noisy_init.clone().requires_grad_(True)
