@@ -1,5 +1,7 @@
-"""Benchmark meshes at any resolution (shared by the benchmark scripts)."""
+"""Shared by the benchmark scripts: benchmark meshes at any resolution, and a timer."""
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -19,3 +21,16 @@ def bumpy_torus(major: int, minor: int, turn: float = 0.0):
     ring = np.c_[v[:, :2] / np.linalg.norm(v[:, :2], axis=1, keepdims=True), np.zeros(len(v))]
     v = ring + (v - ring) * bump[:, None]
     return Shape(v, m.faces, name=f"torus{len(v)}")
+
+
+def median_time(fn, reps: int, sync=lambda: None) -> float:
+    """Median wall time (s) of ``reps`` calls of ``fn``; ``sync`` (e.g. ``torch.cuda.synchronize``)
+    runs before and after each call so asynchronous GPU work is counted."""
+    out = []
+    for _ in range(reps):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        out.append(time.perf_counter() - t)
+    return float(np.median(out))

@@ -18,25 +18,13 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from _shapes import bumpy_torus
+from _shapes import bumpy_torus, median_time
 
 HERE = Path(__file__).resolve().parent
 SIZES = [(47, 16), (200, 50), (736, 250)]  # 752, 10,000, 184,000 vertices
 PAPER = {752: (0.288, 0.019, 0.007), 10000: (3.55, 0.025, 0.010), 184000: (69.5, 0.379, 0.154)}  # s, Titan RTX
-
-
-def median_time(fn, reps: int, sync=lambda: None) -> float:
-    out = []
-    for _ in range(reps):
-        sync()
-        t = time.perf_counter()
-        fn()
-        sync()
-        out.append(time.perf_counter() - t)
-    return float(np.median(out))
 
 
 def main():

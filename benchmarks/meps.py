@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from _shapes import median_time
+
 HERE = Path(__file__).resolve().parent
 CONFIGS = {
     "paper": dict(n=6890, n_labels=6890, meta_widths=(64, 128, 1024)),
@@ -63,13 +65,7 @@ def one(config: str, relation: str, device: str, reps: int) -> dict:
     step()  # warm-up
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(reps):
-        sync()
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t)
+    step_s = median_time(step, reps, sync)
     with torch.no_grad():
         net.eval()
         sync()
@@ -82,7 +78,7 @@ def one(config: str, relation: str, device: str, reps: int) -> dict:
     return {"config": config, "model": {"feast": "FeaStNet-S", "meps": "MEPS"}[relation], "device": device,
             "n_points": cfg["n"], "n_labels": cfg["n_labels"], "meta_dim": cfg["meta_widths"][-1],
             "parameters": sum(p.numel() for p in net.parameters()), "knn_graph_s": graph_s,
-            "train_step_s": float(np.median(times)), "inference_s": infer, "peak_mem_MiB": peak,
+            "train_step_s": step_s, "inference_s": infer, "peak_mem_MiB": peak,
             "threads": torch.get_num_threads()}
 
 
