@@ -41,19 +41,6 @@ def _unit_diagonal(points: np.ndarray) -> np.ndarray:
     return (points - 0.5 * (lo + hi)) / np.linalg.norm(hi - lo)
 
 
-def sample_cloud(shape: Shape, n_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n_points`` uniform samples on a mesh surface (trimesh, seeded).
-
-    Returns ``points (n_points, 3) float`` and ``face (n_points,) int`` (the sampled triangle).
-    """
-    import trimesh
-
-    shape._require_mesh("sample_cloud")
-    mesh = trimesh.Trimesh(shape.vertices, shape.faces, process=False)
-    pts, face = trimesh.sample.sample_surface(mesh, int(n_points), seed=seed)
-    return np.asarray(pts, dtype=np.float64), np.asarray(face, dtype=np.int64)
-
-
 @dataclass
 class CorrespondenceSets:
     """``K`` correspondence sets on ``M`` point clouds.
@@ -134,7 +121,7 @@ class CorrespondenceSets:
             s = it.shape
             kp = np.asarray(it.keypoints, dtype=np.int64).copy()
             if s.is_mesh:
-                p, face = sample_cloud(s, n_points, seed + m)
+                p, face, _ = s.sample_surface(n_points, seed + m)
                 have = kp >= 0
                 kp[have] = cKDTree(p).query(s.vertices[kp[have]])[1]
                 part = None if it.parts is None else np.asarray(it.parts)[s.faces[face, 0]]

@@ -87,22 +87,9 @@ def inside(shape: Shape, points) -> np.ndarray:
     return np.abs(winding_number(shape.vertices, shape.faces, points)) > 0.5
 
 
-def sample_surface(shape: Shape, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n`` area-uniform points on a mesh: ``(points (n, 3), face (n,) int, bary (n, 3))``.
-    Re-evaluate on a deformed copy with :func:`points_from_bary` (same faces, moved vertices)."""
-    shape._require_mesh("surface sampling")
-    rng = np.random.default_rng(seed)
-    area = shape.face_areas()
-    face = rng.choice(shape.n_faces, n, p=area / area.sum())
-    u, v = rng.random(n), rng.random(n)
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    bary = np.c_[1 - u - v, u, v]
-    return points_from_bary(shape.vertices, shape.faces, face, bary), face, bary
-
-
 def points_from_bary(vertices, faces, face, bary) -> np.ndarray:
-    """``(n, 3)`` points ``Σ_k bary[:, k] · vertices[faces[face, k]]``."""
+    """``(n, 3)`` points ``Σ_k bary[:, k] · vertices[faces[face, k]]`` (re-evaluates the samples of
+    :meth:`Shape.sample_surface` on moved vertices)."""
     return np.einsum("nk,nkd->nd", bary, np.asarray(vertices)[np.asarray(faces)[face]])
 
 
@@ -115,7 +102,7 @@ def occupancy_samples(shape: Shape, n_surface: int = 4096, n_uniform: int = 2048
     by the winding number, libigl). Use a normalised shape (:func:`normalize_to_unit_cube`).
     """
     rng = np.random.default_rng(seed)
-    pts = [sample_surface(shape, n_surface, seed + 1 + i)[0] + rng.normal(0, s, (n_surface, 3))
+    pts = [shape.sample_surface(n_surface, seed + 1 + i)[0] + rng.normal(0, s, (n_surface, 3))
            for i, s in enumerate(sigmas)]
     pts.append(rng.uniform(-box, box, (n_uniform, 3)))
     P = np.concatenate(pts).astype(np.float32)
@@ -224,7 +211,7 @@ def prepare_implicit(items, n_surface: int = 4096, n_uniform: int = 2048, sigmas
             return {"points": p, "occupancy": o}
 
         params = dict(n_surface=n_surface, n_uniform=n_uniform, sigmas=list(sigmas), seed=seed + 97 * k,
-                      max_faces=max_faces, v=1)
+                      max_faces=max_faces, v=2)  # v2: surface samples from Shape.sample_surface (trimesh)
         a = disk_cache("occupancy_samples", s.content_hash(), params, compute)
         shapes.append(s), P.append(a["points"]), O.append(a["occupancy"])
     near = np.r_[np.ones(n_surface * len(sigmas), bool), np.zeros(n_uniform, bool)]

@@ -16,7 +16,7 @@ are listed by :meth:`Shape.report` and repaired by :meth:`Shape.clean`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +193,21 @@ class Shape:
     def _face_cross(self) -> np.ndarray:
         v, f = self.vertices, self.faces
         return np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+
+    def sample_surface(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` area-uniform random points on a mesh (trimesh, seeded).
+
+        Returns ``points (n, 3) float``, ``face (n,) int`` (the triangle of each point) and
+        ``bary (n, 3) float`` (its barycentric coordinates: re-evaluate on moved vertices with
+        ``einsum('nk,nkd->nd', bary, vertices[faces[face]])``).
+        """
+        import trimesh
+
+        self._require_mesh("surface sampling")
+        mesh = trimesh.Trimesh(self.vertices, self.faces, process=False)
+        pts, face = trimesh.sample.sample_surface(mesh, int(n), seed=seed)
+        bary = trimesh.triangles.points_to_barycentric(mesh.triangles[face], pts)
+        return np.asarray(pts, dtype=np.float64), np.asarray(face, dtype=np.int64), np.asarray(bary, dtype=np.float64)
 
     def area(self) -> float:
         """Total surface area of a mesh."""

@@ -142,3 +142,19 @@ def test_textured_obj_falls_back_to_trimesh(tmp_path):
     (tmp_path / "t.obj").write_text(text)
     s = Shape.read(tmp_path / "t.obj")
     assert s.n_vertices == 4 and s.n_faces == 4
+
+
+def test_sample_surface_is_area_uniform_and_barycentric(icosphere):
+    """Samples lie on their triangles (barycentric coordinates reproduce them), are seeded, and
+    fall on faces in proportion to face area."""
+    s = Shape(icosphere.vertices * [2.0, 1.0, 1.0], icosphere.faces)  # unequal face areas
+    pts, face, bary = s.sample_surface(20000, seed=3)
+    assert pts.shape == (20000, 3) and face.shape == (20000,) and bary.shape == (20000, 3)
+    assert np.allclose(np.einsum("nk,nkd->nd", bary, s.vertices[s.faces[face]]), pts, atol=1e-9)
+    assert (bary > -1e-9).all() and np.allclose(bary.sum(1), 1)
+    assert np.array_equal(s.sample_surface(50, seed=3)[0], s.sample_surface(50, seed=3)[0])
+    a = s.face_areas()
+    big = a > np.median(a)  # the larger half of the faces carries its share of the area
+    assert abs(big[face].mean() - a[big].sum() / a.sum()) < 0.02
+    with pytest.raises(ShapeError, match="mesh"):
+        Shape(icosphere.vertices, None).sample_surface(10)

@@ -105,9 +105,7 @@ def make_variant(shape: Shape, kind: str, seed: int = 0) -> Variant:
         rng = np.random.default_rng(seed)
         ell = shape.mean_edge_length()
         if kind == "cloud":
-            mesh = trimesh.Trimesh(shape.vertices, shape.faces, process=False)
-            pts, face = trimesh.sample.sample_surface(mesh, shape.n_vertices, seed=int(rng.integers(2**31)))
-            bary = trimesh.triangles.points_to_barycentric(mesh.triangles[face], pts)
+            pts, face, bary = shape.sample_surface(shape.n_vertices, seed=int(rng.integers(2**31)))
             new = Shape(pts, None, normals=shape.face_normals()[face])
             v = _transfer(shape, new, kind, face, bary)
         else:
