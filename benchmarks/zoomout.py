@@ -148,7 +148,6 @@ def timed(fn, dev):
 
 def measure(size: str, method: str, device: str) -> dict:
     """Runs inside the child process: one (size, method) measurement."""
-    import numpy as np
     import torch
 
     if method.startswith("product-"):
