@@ -31,7 +31,7 @@ def real_data() -> Path:
     path = _shared_data()
     if path is None:
         pytest.skip("real data not found: set SHAPELIB_DATA (see data/README.md)")
-    return path
+    return path.resolve()  # as config.data_root() reports it (symlinks resolved)
 
 
 @pytest.fixture(scope="session")
