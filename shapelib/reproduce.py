@@ -71,16 +71,23 @@ def store_checks(path: Path, timeout: int) -> None:
 
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    clean_metadata(nb)
-    for cell in nb.cells:
+    executed = {cell.get("id"): cell for cell in nb.cells if cell.cell_type == "code"}
+    # The notebook may have been edited while it ran (a long execution): write the outputs into
+    # the file as it is NOW, cell by cell (matched by id and unchanged source), never the stale copy.
+    current = nbformat.read(path, as_version=4)
+    clean_metadata(current)
+    for cell in current.cells:
         if cell.cell_type != "code":
             continue
-        if cell.metadata.get("keep_output"):  # nbval needs the execution count of a reference cell
-            cell.outputs = [o for o in cell.outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"]
+        run = executed.get(cell.get("id"))
+        if cell.metadata.get("keep_output") and run is not None and run.source == cell.source:
+            # nbval needs the execution count of a reference cell
+            cell.outputs = [o for o in run.outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"]
+            cell.execution_count = run.execution_count
         else:
             cell.execution_count = None
             cell.outputs = []
-    nbformat.write(nb, path)
+    nbformat.write(current, path)
 
 
 def main(argv=None) -> int:
