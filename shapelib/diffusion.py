@@ -129,7 +129,8 @@ class LearnedTimeDiffusion(nn.Module):
     """Diffuse each of ``channels`` features for its own time ``t_c ≥ 0`` (units: length²).
 
     method : ``'spectral'`` (``Φ diag(e^{−λt}) Φᵀ M u``, default) or ``'implicit'``
-        (``(M + tL)⁻¹ M u``; sparse CG solve, any device).
+        (``(M + tL)⁻¹ M u``, any device: a sparse LU per channel on CPU (SuperLU, reused by
+        the backward pass), Jacobi-preconditioned conjugate gradients on CUDA and other devices).
     init_time : initial t (DiffusionNet initialises at 0 and lets training grow it).
     learn : False freezes t (the "fixed-time" ablation).
     """
