@@ -120,9 +120,14 @@ def labelling_loss(model, item: dict, n_rows: int | None = None, rotate: bool = 
 
 @torch.no_grad()
 def predict_labels(model, item: dict) -> np.ndarray:
-    """``(n,) int`` arg-max label of every vertex (one forward pass, eval mode)."""
+    """``(n,) int`` arg-max label of every vertex (one forward pass in eval mode; the model's
+    previous train/eval mode is restored, so a caller's training loop keeps its dropout)."""
+    was_training = model.training
     model.eval()
-    return model(item["x"], item["ops"]).argmax(1).cpu().numpy()
+    try:
+        return model(item["x"], item["ops"]).argmax(1).cpu().numpy()
+    finally:
+        model.train(was_training)
 
 
 def accuracy(model, items: list[dict]) -> float:
