@@ -102,7 +102,16 @@ def cache_dir() -> Path:
         path = REPO_ROOT / ".cache"
     else:
         path = Path.home() / ".cache" / "shapelib"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only checkout, SHAPELIB_CACHE pointing at a file, no permission
+        from .errors import CacheDirError
+
+        origin = "SHAPELIB_CACHE" if env else "the default cache folder (SHAPELIB_CACHE is unset)"
+        raise CacheDirError(
+            f"Cannot create the cache folder {path} ({origin}): {type(exc).__name__}: {exc}. "
+            "Fix: set SHAPELIB_CACHE to a writable folder, e.g. export SHAPELIB_CACHE=~/.cache/shapelib."
+        ) from exc
     return path
 
 

@@ -17,6 +17,10 @@ class ShapeIOError(ShapelibError, OSError):
     """A mesh / point-cloud file could not be read or written."""
 
 
+class CacheDirError(ShapelibError, OSError):
+    """The on-disk cache folder (``SHAPELIB_CACHE``) cannot be created or written."""
+
+
 class DatasetNotFoundError(ShapelibError, FileNotFoundError):
     """A real dataset is not where shapelib looked for it."""
 
