@@ -90,6 +90,7 @@ def test_truncated_off_gives_shape_io_error(tmp_path, monkeypatch):
     root = tmp_path / "faust_r" / "vtx_5k"
     (root / "corres").mkdir(parents=True)
     (root / "tr_reg_000.off").write_text("OFF\n4 4 0\n0 0 0\n1 0 0\n0 1 0\n")  # vertices and faces cut off
+    (root / "corres" / "tr_reg_000.vts").write_text("1\n2\n")  # an empty corres/ would count as missing
     monkeypatch.setenv("SHAPELIB_DATA", str(tmp_path))
     with pytest.raises(ShapeIOError, match="truncated"):
         real.r_dataset("faust_r")

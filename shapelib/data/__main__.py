@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     if args.cmd == "info":
         d = registry.get(args.name)
         print(f"{d.name}: {d.title}\n  official: {d.url}\n  licence: {d.licence}\n  layout: {d.layout}\n"
-              f"  path searched: {d.path()} ({'found' if d.found() else 'missing'})\n"
+              f"  path searched: {d.path()} ({d.status()})\n"
               f"  how to obtain: {d.manual.format(path=d.path())}")
         return 0
     return 0 if registry.fetch(args.name) else 1

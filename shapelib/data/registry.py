@@ -47,14 +47,33 @@ class DatasetInfo:
         """The folder searched: ``<data_root>/<name>``."""
         return data_root() / self.name
 
+    def missing(self) -> list[str]:
+        """The required paths that are absent or empty (a folder with no file in it counts as
+        missing: an unpacked-but-empty archive would otherwise give loaders zero shapes)."""
+        out = []
+        for r in self.required:
+            p = self.path() / r
+            if not p.exists():
+                out.append(r or f"{self.name}/")
+            elif p.is_dir() and not any(q.is_file() for q in p.rglob("*")):
+                out.append(f"{r or self.name}/ (empty folder)")
+        return out
+
     def found(self) -> bool:
-        """True when every required file/folder exists under `path`."""
-        return all((self.path() / r).exists() for r in self.required)
+        """True when every required file/folder exists under `path` (folders not empty)."""
+        return not self.missing()
+
+    def status(self) -> str:
+        """``'found'``, ``'missing'`` or ``'empty'`` (folders present but holding no file)."""
+        miss = self.missing()
+        if not miss:
+            return "found"
+        return "empty" if all(m.endswith("(empty folder)") for m in miss) else "missing"
 
     def require(self) -> Path:
         """The dataset folder, or raise `DatasetNotFoundError` naming the path and the fix."""
-        if not self.found():
-            missing = [r for r in self.required if not (self.path() / r).exists()]
+        missing = self.missing()
+        if missing:
             raise DatasetNotFoundError(
                 f"Dataset {self.name!r} ({self.title}) not found: looked in {self.path()} "
                 f"(missing: {', '.join(missing)}). Fix: set SHAPELIB_DATA to the folder that contains "
@@ -153,7 +172,7 @@ def status_table() -> str:
     rows = [("dataset", "status", "path searched", "how to obtain")]
     for d in DATASETS.values():
         how = f"python -m shapelib.data fetch {d.name}" if d.downloads else f"manual: {d.url}"
-        rows.append((d.name, "found" if d.found() else "missing", str(d.path()), how))
+        rows.append((d.name, d.status(), str(d.path()), how))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
     lines.insert(1, "-" * len(lines[0]))
