@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
-export MPLBACKEND ?= Agg
-export OMP_NUM_THREADS ?= 2
+# Threads per process come from shapelib.config (SHAPELIB_THREADS, default 1). MPLBACKEND=Agg is set
+# only for the headless targets below: exported to `make lab` it would hide every figure.
+HEADLESS := MPLBACKEND=Agg
 export KEOPS_VERBOSE ?= 0
 export PYKEOPS_VERBOSE ?= 0
 export PYTHONHASHSEED ?= 0
@@ -28,14 +29,14 @@ venv: $(VENV)/.installed
 
 # `quick` scale: small but meaningful (trained models must still beat their baselines).
 test: venv
-	SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q tests/
-	SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
+	$(HEADLESS) SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q tests/
+	$(HEADLESS) SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
 
 test-py: venv
-	SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q tests/
+	$(HEADLESS) SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q tests/
 
 test-nb: venv
-	SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
+	$(HEADLESS) SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
 
 # Executes every notebook headless, writes results/*.html and results/REPORT.md.
 # Scale: `standard` on CPU, `full` when a CUDA GPU is present (override with SHAPELIB_SCALE=...).
@@ -45,8 +46,12 @@ reproduce: venv
 bench: venv
 	for b in operators diffusionnet zoomout meps implicit cpnet; do $(PY) benchmarks/$$b.py || exit 1; done
 
+# `make lab PORT=8890 LAB_ARGS="--no-browser --ip=0.0.0.0"`; works as root (adds --allow-root).
+PORT ?= 8888
+LAB_ARGS ?=
 lab: venv
-	$(VENV)/bin/jupyter lab notebooks/
+	@$(PY) -c 'from shapelib import config; print(f"shapelib: data looked for in {config.data_root()} (set SHAPELIB_DATA to change; python -m shapelib.data status lists it), {config.threads()} thread(s) per kernel (SHAPELIB_THREADS)")'
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab notebooks/ --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Developers: re-execute notebooks at quick scale and store only the NBVAL_CHECK_OUTPUT cells'
 # outputs (everything else stripped). NB=01 limits it to one notebook.

@@ -20,6 +20,11 @@ from .shape import Shape
 
 __version__ = "0.1.0"
 
+# One place for run-time defaults (see shapelib.config): CPU threads per process
+# ($SHAPELIB_THREADS, default 1), and figures in a Jupyter kernel that inherited MPLBACKEND=Agg.
+config.apply_thread_defaults()
+config.notebook_figures()
+
 __all__ = [
     "Shape",
     "config",

@@ -10,11 +10,32 @@ Environment variables
 ``SHAPELIB_CACHE``   on-disk cache for operators and generated shapes
                      (default: ``<repo>/.cache`` in a checkout, else ``~/.cache/shapelib``).
 ``SHAPELIB_DEVICE``  force a torch device (``cpu``, ``cuda``, ``cuda:1`` ...).
+``SHAPELIB_THREADS`` CPU threads per process for torch and the BLAS/OpenMP pools (default 1;
+                     ``all`` = every core; ``0`` = leave the libraries' own defaults alone).
+                     Applied when shapelib is imported (:func:`apply_thread_defaults`).
+
+Threads
+-------
+The default is **one thread per process**. ``benchmarks/threads.py`` times a 6.9k-vertex
+``eigsh``, a DiffusionNet training step and a small torch matmul loop at 1 and 2 threads, on
+a quiet machine and with a CPU-burning process beside them (``benchmarks/results/threads.json``).
+On a quiet 2-core machine two threads gain at most ~1.5x on the large ops and nothing
+on the small ones; as soon as another process wants the cores (a lab server with many kernels,
+a background run, CI) two busy-waiting OpenMP/BLAS threads per process lose several-fold.
+Notebook-sized work is dominated by small ops, so 1 is the safe default; a student alone on a
+many-core workstation can ``export SHAPELIB_THREADS=all``.
+
+Figures
+-------
+A Jupyter kernel that inherits ``MPLBACKEND=Agg`` (a headless setting meant for pytest)
+would show no figure at all; importing shapelib in a kernel switches such a non-interactive
+backend to the inline one (:func:`notebook_figures`). Plain Python runs are left alone.
 """
 from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,10 +143,100 @@ class RunInfo:
     scale: str
     device: str
     data_root: str
+    threads: int | None = None
 
     def __str__(self) -> str:
-        return f"scale={self.scale}  device={self.device}  data_root={self.data_root}"
+        threads = "library default" if self.threads is None else self.threads
+        return f"scale={self.scale}  device={self.device}  threads={threads}  data_root={self.data_root}"
 
 
 def run_info() -> RunInfo:
-    return RunInfo(scale=scale(), device=str(device()), data_root=str(data_root()))
+    return RunInfo(scale=scale(), device=str(device()), data_root=str(data_root()), threads=threads())
+
+
+#: the thread count used when SHAPELIB_THREADS is unset (see "Threads" in the module docstring)
+DEFAULT_THREADS = 1
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+               "NUMEXPR_NUM_THREADS")
+
+
+def threads() -> int | None:
+    """CPU threads per process: ``$SHAPELIB_THREADS`` (an integer, ``all`` or ``0``), else
+    :data:`DEFAULT_THREADS`. ``None`` (from ``0``) means: leave the libraries' defaults."""
+    value = os.environ.get("SHAPELIB_THREADS", "").strip().lower()
+    if not value:
+        return DEFAULT_THREADS
+    if value in ("all", "auto", "max"):
+        return os.cpu_count() or 1
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(
+            f"SHAPELIB_THREADS={value!r} is not a thread count. Use a positive integer (1 is the "
+            "default, best on a shared machine), 'all' for every core, or 0 to keep the libraries' defaults."
+        )
+    return n or None
+
+
+def apply_thread_defaults(n: int | None = None) -> int | None:
+    """Limit torch and every BLAS/OpenMP pool to ``n`` threads (default :func:`threads`).
+
+    Pools already loaded are limited with threadpoolctl and ``torch.set_num_threads``; the
+    ``*_NUM_THREADS`` variables are set so that libraries loaded later (scipy's OpenBLAS, torch,
+    subprocesses) start with ``n`` threads too. Returns ``n`` (None: nothing changed).
+    Called once when shapelib is imported; call it again to change the count in a running kernel.
+    """
+    n = threads() if n is None else int(n)
+    if not n:
+        return None
+    for var in _THREAD_ENV:
+        os.environ[var] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(n)
+    return n
+
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+def _in_jupyter_kernel() -> bool:
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover
+        return False
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def notebook_figures() -> bool:
+    """In a Jupyter kernel whose matplotlib backend is the non-interactive Agg (``MPLBACKEND=Agg``
+    inherited from a headless environment), switch to the inline backend so figures show up in
+    the notebook (and in nbconvert's HTML). Interactive choices (``%matplotlib widget``, ...) and
+    plain Python runs are left alone. Returns True when it switched."""
+    if not _in_jupyter_kernel():
+        return False
+    env = os.environ.get("MPLBACKEND", "").strip().lower()
+    if "matplotlib" in sys.modules:
+        import matplotlib
+
+        current = matplotlib.rcParams._get_backend_or_none()  # None: not resolved yet
+        current = (current or env).lower()
+    else:
+        current = env
+    if current != "agg":
+        return False
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    sys.modules["IPython"].get_ipython().run_line_magic("matplotlib", "inline")
+    return True
