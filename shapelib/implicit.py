@@ -87,6 +87,16 @@ def inside(shape: Shape, points) -> np.ndarray:
     return np.abs(winding_number(shape.vertices, shape.faces, points)) > 0.5
 
 
+def label_consistency(shape: Shape, n: int = 2000, eps: float = 0.003, seed: int = 0) -> float:
+    """How well :func:`inside` labels a mesh: the fraction of ``n`` surface samples that, moved by
+    ``eps`` against the face normal, are labelled inside (1.0 for a closed, outward-oriented
+    surface). Open single-sheet parts (a shell seat, a thin wing) have no inside — their winding
+    number is ≈ ±½ on both sides — and a double-sided soup gives 0 (the copies cancel)."""
+    shape._require_mesh("label_consistency")
+    p, f, _ = shape.sample_surface(n, seed)
+    return float(np.mean(inside(shape, p - eps * shape.face_normals()[f])))
+
+
 def points_from_bary(vertices, faces, face, bary) -> np.ndarray:
     """``(n, 3)`` points ``Σ_k bary[:, k] · vertices[faces[face, k]]`` (re-evaluates the samples of
     :meth:`Shape.sample_surface` on moved vertices)."""

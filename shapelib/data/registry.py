@@ -144,6 +144,15 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
         "models after registering at shapenet.org; place them under {path} with the layout above.",
         ("00_data", "CPNet keypoint correspondence")),
     DatasetInfo(
+        "shapenet_chairs", "ShapeNetCore.v2 chair meshes (Chang et al. 2015): 10 in the model_normalized frame, 15 re-exported",
+        "https://shapenet.org/", "ShapeNet terms of use (non-commercial research and education; registration).",
+        "v2_normalized/03001627/<id>/models/model_normalized.obj, deep_cage/03001627/<id>.obj (Neural Cages re-export)",
+        ("v2_normalized/03001627", "deep_cage/03001627"),
+        "Register at shapenet.org and download ShapeNetCore.v2; copy chairs (synset 03001627) as "
+        "{path}/v2_normalized/03001627/<id>/models/model_normalized.obj. The re-exported chairs come from "
+        "https://github.com/yifita/deep_cage (data/shapenet_target/<id>/model.obj -> {path}/deep_cage/03001627/<id>.obj).",
+        ("00_data", "05 implicit feature matching", "06 CPNet")),
+    DatasetInfo(
         "shapenetpart_cap", "ShapeNetPart point clouds with part labels (Yi et al. 2016), 'cap' sample",
         "https://shapenet.org/", "ShapeNet terms of use (non-commercial research).",
         "<category>_<split>_NN.npz with pos (n,3), normal (n,3), part_label (n,), category (n,)", ("cap_test_00.npz",),
