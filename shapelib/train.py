@@ -26,12 +26,20 @@ class History:
 
 def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int, lr: float = 1e-3,
         weight_decay: float = 0.0, decay_every: int | None = None, decay: float = 0.5, grad_clip: float | None = None,
-        seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True) -> History:
+        seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True,
+        resume: dict | None = None, checkpoint: Callable | None = None) -> History:
     """Train ``model`` for ``epochs`` passes over ``items`` in a seeded random order.
 
     loss_fn(model, item) -> scalar tensor. ``decay_every`` epochs the learning rate is
     multiplied by ``decay`` (DiffusionNet: ×0.5 every 50 of 200 epochs). ``on_epoch(epoch,
     history)`` runs after each epoch (evaluation, logging). Returns the :class:`History`.
+
+    Resumable runs (``make train``): ``checkpoint(state) -> bool`` is called after every epoch
+    with ``state = {"epoch", "optimizer", "scheduler", "loss"}`` (the model holds its own
+    weights) and stops training when it returns True; ``resume=state`` continues such a run
+    where it stopped. In that mode torch's RNG is re-seeded at every epoch (``seed + epoch``) and
+    the item order replays the same seeded sequence, so a resumed run takes the same steps as
+    an uninterrupted one.
     """
     import time
 
@@ -43,9 +51,21 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     sched = torch.optim.lr_scheduler.StepLR(opt, decay_every, decay) if decay_every else None
     rng = np.random.default_rng(seed)
     hist = History()
+    start = 0
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        if sched is not None and resume.get("scheduler") is not None:
+            sched.load_state_dict(resume["scheduler"])
+        start = int(resume["epoch"])
+        hist.loss = list(resume.get("loss", []))
+        for _ in range(start):          # replay the item order of the epochs already done
+            rng.permutation(len(items))
+    resumable = resume is not None or checkpoint is not None
     t0 = time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(start, epochs), desc=desc, disable=not progress, leave=False, initial=start, total=epochs)
     for epoch in bar:
+        if resumable:
+            torch.manual_seed(seed + epoch)
         model.train()
         total = 0.0
         for idx in rng.permutation(len(items)):
@@ -62,6 +82,10 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
         if on_epoch:
             on_epoch(epoch, hist)
         bar.set_postfix(loss=f"{hist.loss[-1]:.3f}")
+        if checkpoint is not None and checkpoint({"epoch": epoch + 1, "optimizer": opt.state_dict(),
+                                                  "scheduler": sched.state_dict() if sched else None,
+                                                  "loss": list(hist.loss)}):
+            break
     hist.seconds = time.perf_counter() - t0
     model.eval()
     return hist

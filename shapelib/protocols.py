@@ -1,0 +1,211 @@
+"""Paper-protocol training runs (``make train``), kept as checkpoints under ``results/checkpoints/``.
+
+    python -m shapelib.protocols list                       # what can be trained, and its state
+    python -m shapelib.protocols train [NAME ...]           # train (resumes an unfinished run)
+    python -m shapelib.protocols train NAME --max-minutes 60  # stop cleanly after an hour (resumable)
+    python -m shapelib.protocols evaluate NAME              # re-evaluate a committed checkpoint
+
+Each protocol states its ``config`` (the paper's settings, and what differs), builds its model
+from that config, trains it with :func:`shapelib.train.fit` (CUDA when present, else CPU), saves
+its state every epoch (a stopped run continues where it stopped) and, when done, writes the
+weights and the training record (:mod:`shapelib.checkpoints`). Its ``evaluate`` gives per-shape
+numbers, so a test can check that the committed weights still reproduce their record.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import checkpoints, config
+
+PROTOCOLS: dict[str, "Protocol"] = {}
+
+
+@dataclass
+class Protocol:
+    """One paper experiment: config, model, training data, loss and evaluation.
+
+    build(cfg) -> model; train_items(cfg, device) -> list of items; loss(cfg) -> loss_fn(model, item);
+    evaluate(model, cfg, device, subset) -> {"per_shape": {id: {...}}, "summary": {...}} where
+    ``subset`` (a few shape ids, or None for the whole test set) keeps checks cheap.
+    """
+
+    name: str
+    title: str
+    config: dict
+    build: Callable
+    train_items: Callable
+    loss: Callable
+    evaluate: Callable
+    check_shapes: list = field(default_factory=list)   # the shape ids a test re-evaluates
+    needs: tuple = ()                                   # dataset names (shapelib.data registry)
+
+    def available(self) -> tuple[bool, str]:
+        """Whether the data it needs is found (and if not, why)."""
+        from .data import registry
+
+        for ds in self.needs:
+            if not registry.get(ds).found():
+                return False, f"dataset {ds!r} not found (python -m shapelib.data status)"
+        return True, ""
+
+
+def register(protocol: Protocol) -> Protocol:
+    PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def get(name: str) -> Protocol:
+    _load_all()
+    if name not in PROTOCOLS:
+        raise KeyError(f"unknown protocol {name!r}; choose one of: {', '.join(sorted(PROTOCOLS))}.")
+    return PROTOCOLS[name]
+
+
+def _load_all() -> None:
+    """Import the modules that register protocols (kept out of import time of shapelib)."""
+    from . import protocol_defs  # noqa: F401
+
+
+def _time_steps(model, items, loss_fn, n: int = 3) -> float:
+    """Median seconds of one optimisation step (used for the up-front time estimate)."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        loss = loss_fn(model, items[i % len(items)])
+        opt.zero_grad()
+        loss.backward()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    opt.zero_grad()
+    return float(np.median(times[1:] if n > 1 else times))
+
+
+def train(name: str, resume: bool = True, device=None, max_minutes: float | None = None, progress: bool = True) -> dict:
+    """Train protocol ``name`` (resuming its unfinished run when ``resume``), save every epoch,
+    and write the final checkpoint and record. Returns the record (``status`` says whether the
+    run is ``complete`` or ``partial``, stopped by ``max_minutes``)."""
+    proto = get(name)
+    ok, why = proto.available()
+    if not ok:
+        raise checkpoints.CheckpointError(f"cannot train {name}: {why}.")
+    cfg = proto.config
+    device = torch.device(device) if device is not None else config.device()
+    config.seed_everything(cfg["seed"])
+    model = proto.build(cfg).to(device)
+    state = checkpoints.load_state(name) if resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        print(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
+    items = proto.train_items(cfg, device)
+    loss_fn = proto.loss(cfg)
+    done = 0 if state is None else int(state["epoch"])
+    if done < cfg["epochs"]:
+        step = _time_steps(model, items, loss_fn)
+        left = step * len(items) * (cfg["epochs"] - done)
+        print(f"{name}: {len(items)} training items × {cfg['epochs'] - done} epochs left, {step:.2f} s/step on {device} "
+              f"({torch.get_num_threads()} threads) → about {left / 3600:.1f} h", flush=True)
+    t_start = time.perf_counter()
+    wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
+    stopped = {"by_time": False}
+
+    def save(st: dict) -> bool:
+        st = {**st, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+              "wall_seconds": wall_before + time.perf_counter() - t_start}
+        checkpoints.save_state(name, st)
+        if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes and st["epoch"] < cfg["epochs"]:
+            stopped["by_time"] = True
+            return True
+        return False
+
+    from .train import fit
+
+    resume_state = None if state is None else {k: state[k] for k in ("epoch", "optimizer", "scheduler", "loss")}
+    if done < cfg["epochs"]:
+        hist = fit(model, items, loss_fn, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0),
+                   decay_every=cfg.get("decay_every"), decay=cfg.get("decay", 0.5), seed=cfg["seed"], desc=name,
+                   progress=progress, resume=resume_state, checkpoint=save)
+        loss_curve = hist.loss
+    else:
+        loss_curve = state["loss"]
+    final = checkpoints.load_state(name)
+    epochs_done = int(final["epoch"]) if final else cfg["epochs"]
+    wall = float(final["wall_seconds"]) if final else wall_before
+    complete = epochs_done >= cfg["epochs"]
+    model.eval()
+    print(f"{name}: epoch {epochs_done}/{cfg['epochs']} — evaluating", flush=True)
+    evaluation = proto.evaluate(model, cfg, device, None)
+    record = {
+        "experiment": name, "title": proto.title, "config": cfg, "seeds": [cfg["seed"]],
+        "status": "complete" if complete else "partial",
+        "epochs_done": epochs_done, "steps_done": epochs_done * len(items), "loss_curve": [round(x, 5) for x in loss_curve],
+        "data": proto.config.get("data", {}), "evaluation": evaluation,
+        "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
+        "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),
+    }
+    checkpoints.save(name, model, record)
+    if complete:
+        checkpoints.clear_state(name)
+    print(f"{name}: saved ({record['status']}, {epochs_done}/{cfg['epochs']} epochs): {evaluation['summary']}", flush=True)
+    return record
+
+
+def load_model(name: str, device="cpu"):
+    """The committed model of protocol ``name`` (eval mode) and its record; refuses a checkpoint
+    whose config differs from the protocol's."""
+    proto = get(name)
+    model = proto.build(proto.config)
+    record = checkpoints.load(name, model, config=proto.config)
+    return model.to(device).eval(), record
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list")
+    tr = sub.add_parser("train")
+    tr.add_argument("names", nargs="*")
+    tr.add_argument("--restart", action="store_true", help="ignore a saved unfinished run and start from scratch")
+    tr.add_argument("--max-minutes", type=float, default=None, help="stop cleanly (resumable) after this long")
+    tr.add_argument("--device", default=None)
+    ev = sub.add_parser("evaluate")
+    ev.add_argument("name")
+    args = ap.parse_args(argv)
+    _load_all()
+    if args.cmd == "list":
+        for name, p in sorted(PROTOCOLS.items()):
+            ok, why = p.available()
+            st = checkpoints.load_state(name)
+            rec = checkpoints.load_record(name) if name in checkpoints.available() else None
+            state = (f"unfinished run at epoch {st['epoch']}/{p.config['epochs']}" if st else
+                     f"checkpoint: {rec['status']}, {rec['epochs_done']}/{p.config['epochs']} epochs" if rec else "not trained")
+            print(f"{name:34s} {state:45s} {'' if ok else '(' + why + ')'}\n    {p.title}")
+        return 0
+    if args.cmd == "train":
+        names = args.names or sorted(PROTOCOLS)
+        for name in names:
+            ok, why = get(name).available()
+            if not ok:
+                print(f"skipping {name}: {why}", flush=True)
+                continue
+            train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes)
+        return 0
+    model, record = load_model(args.name)
+    out = get(args.name).evaluate(model, get(args.name).config, torch.device("cpu"), None)
+    print(out["summary"])
+    return 0
+
+
+if __name__ == "__main__":
+    # run through the imported module, so that protocol_defs registers into the same PROTOCOLS
+    from shapelib.protocols import main as _main
+
+    sys.exit(_main())

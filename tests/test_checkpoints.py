@@ -1,0 +1,134 @@
+"""Checkpoints (weights + training record), resumable paper-protocol runs, and the committed
+checkpoints themselves: each must still reproduce the numbers its record states."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from shapelib import checkpoints, protocols
+from shapelib.protocols import Protocol
+
+
+@pytest.fixture
+def ckpt_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHAPELIB_CHECKPOINTS", str(tmp_path))
+    return tmp_path
+
+
+def _toy_build(cfg):
+    torch.manual_seed(cfg["seed"])
+    return torch.nn.Sequential(torch.nn.Linear(3, cfg["width"]), torch.nn.Dropout(0.2), torch.nn.Linear(cfg["width"], 1))
+
+
+def _toy_items(cfg, device):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 16, 3, generator=g)
+    return [(xi, xi.sum(1, keepdim=True) ** 2) for xi in x]
+
+
+def _toy_loss(cfg):
+    return lambda model, item: torch.nn.functional.mse_loss(model(item[0]), item[1])
+
+
+def _toy_eval(model, cfg, device, subset=None):
+    items = _toy_items(cfg, device)
+    with torch.no_grad():
+        per = {f"s{i}": {"mse": float(torch.nn.functional.mse_loss(model(x), y))} for i, (x, y) in enumerate(items)
+               if subset is None or f"s{i}" in subset}
+    return {"per_shape": per, "summary": {"mse": float(np.mean([v["mse"] for v in per.values()]))}}
+
+
+TOY = dict(width=8, epochs=4, lr=1e-2, decay_every=2, decay=0.5, seed=3)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    proto = Protocol("toy", "toy regression", dict(TOY), _toy_build, _toy_items, _toy_loss, _toy_eval, ["s0", "s1"])
+    monkeypatch.setitem(protocols.PROTOCOLS, "toy", proto)
+    return proto
+
+
+def test_save_load_roundtrip_and_config_guard(ckpt_dir):
+    model = _toy_build(TOY)
+    checkpoints.save("m", model, {"config": TOY, "evaluation": {}})
+    assert checkpoints.available() == ["m"]
+    other = _toy_build({**TOY, "seed": 9})
+    rec = checkpoints.load("m", other, config=TOY)
+    assert rec["config"] == TOY
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(checkpoints.CheckpointError, match=r"width: 16 expected, 8 in the checkpoint"):
+        checkpoints.load("m", _toy_build({**TOY, "width": 16}), config={**TOY, "width": 16})
+    with pytest.raises(checkpoints.CheckpointError, match="do not fit this model"):
+        checkpoints.load("m", _toy_build({**TOY, "width": 16}))            # no config given: weights checked
+    with pytest.raises(checkpoints.CheckpointError, match="make train MODEL=nope"):
+        checkpoints.load("nope", model)
+
+
+class _Payload:
+    """Stands for any pickled object (which could run code when unpickled)."""
+
+
+def test_pickled_objects_are_refused(ckpt_dir):
+    """weights_only loading: a .pt holding an arbitrary Python object is refused, not executed."""
+    model = _toy_build(TOY)
+    checkpoints.save("m", model, {"config": TOY})
+
+    torch.save({"0.weight": _Payload()}, ckpt_dir / "m.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="cannot read weights"):
+        checkpoints.load("m", model)
+
+
+def test_resumed_run_equals_uninterrupted_run(ckpt_dir, toy, monkeypatch):
+    full = protocols.train("toy", progress=False)
+    assert full["status"] == "complete" and full["epochs_done"] == 4
+    assert checkpoints.load_state("toy") is None                             # state removed when complete
+    w_full = {k: v.clone() for k, v in protocols.load_model("toy")[0].state_dict().items()}
+
+    monkeypatch.setenv("SHAPELIB_CHECKPOINTS", str(ckpt_dir / "second"))
+    part = protocols.train("toy", max_minutes=0, progress=False)              # stops after its first epoch
+    assert part["status"] == "partial" and part["epochs_done"] == 1
+    assert checkpoints.load_state("toy")["epoch"] == 1
+    done = protocols.train("toy", progress=False)                            # resumes at epoch 1
+    assert done["status"] == "complete" and done["epochs_done"] == 4
+    np.testing.assert_allclose(done["loss_curve"], full["loss_curve"], rtol=1e-6)
+    for k, v in protocols.load_model("toy")[0].state_dict().items():
+        torch.testing.assert_close(v, w_full[k], rtol=1e-6, atol=1e-7)
+    assert done["evaluation"]["summary"]["mse"] == pytest.approx(full["evaluation"]["summary"]["mse"], rel=1e-5)
+    rec = json.loads((ckpt_dir / "second" / "toy.json").read_text())
+    for key in ("experiment", "config", "seeds", "epochs_done", "loss_curve", "evaluation", "date", "hardware",
+                "wall_seconds", "git_commit"):
+        assert key in rec, key
+
+
+# ----------------------------------------------------------------------------- committed checkpoints
+
+COMMITTED = checkpoints.available()
+MACHINE_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|[A-Z]:\\\\)")
+
+
+@pytest.mark.parametrize("name", COMMITTED or [pytest.param("none", marks=pytest.mark.skip("no committed checkpoint"))])
+def test_committed_checkpoint_reproduces_its_record(name):
+    """Evaluating the committed weights on the protocol's check shapes reproduces the record."""
+    proto = protocols.get(name)
+    pt = checkpoints.directory() / f"{name}.pt"
+    assert pt.stat().st_size <= checkpoints.MAX_BYTES
+    text = (checkpoints.directory() / f"{name}.json").read_text()
+    assert not MACHINE_PATH.search(text), "a committed record must not carry machine paths"
+    ok, why = proto.available()
+    if not ok:
+        pytest.skip(why)
+    model, record = protocols.load_model(name)
+    out = proto.evaluate(model, proto.config, torch.device("cpu"), proto.check_shapes)["per_shape"]
+    assert set(out) == set(proto.check_shapes)
+    for shape_id, numbers in out.items():
+        stored = record["evaluation"]["per_shape"][shape_id]
+        for key, value in numbers.items():
+            assert value == pytest.approx(stored[key], rel=2e-3, abs=2e-3), f"{name} {shape_id} {key}"
+
+
+def test_committed_checkpoints_fit_the_size_budget():
+    total = sum(p.stat().st_size for p in checkpoints.directory().glob("*.pt")) if checkpoints.directory().is_dir() else 0
+    assert total <= 80 * 2**20
