@@ -18,7 +18,33 @@ from pathlib import Path
 
 from . import config
 
-COLUMNS = ("quantity", "paper", "ours", "data", "scale")
+COLUMNS = ("quantity", "paper", "ours", "data", "protocol", "n", "seeds", "scale")
+#: machine-readable fields a row may carry next to its text (kept in the records, not shown)
+VALUE_FIELDS = ("ours_value", "paper_value", "unit", "spread")
+
+
+def scrub(value):
+    """``value`` with every machine path replaced by a portable name: the data root becomes
+    ``$SHAPELIB_DATA``, the repository ``<repo>``, the home folder ``~`` (records and REPORT.md are
+    committed and read on other machines)."""
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    subs = [(str(config.data_root()), "$SHAPELIB_DATA")]
+    try:
+        subs.append((str(config.data_root().resolve()), "$SHAPELIB_DATA"))
+    except OSError:  # pragma: no cover
+        pass
+    if config.REPO_ROOT is not None:
+        subs.append((str(config.REPO_ROOT), "<repo>"))
+    subs.append((str(Path.home()), "~"))
+    for old, new in sorted(set(subs), key=lambda t: -len(t[0])):
+        if old and old not in ("/", "."):
+            value = value.replace(old, new)
+    return value
 
 
 def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
@@ -33,9 +59,13 @@ def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
 def results_table(notebook: str, rows: list[dict], show: bool = True) -> str:
     """Show ``rows`` (dicts with quantity / paper / ours / data) and record them for REPORT.md.
 
-    ``scale`` is filled in from :func:`shapelib.config.scale`. Returns the Markdown text.
+    Paper rows also say ``protocol`` (``'paper'``, or ``'reduced: <what differs>'``), ``n`` (test
+    shapes or pairs), ``seeds``, and carry machine-readable ``ours_value``, ``paper_value``,
+    ``unit`` and ``spread`` (e.g. ``{"std": 0.1, "median": 0.3}``) so a script can compare them.
+    ``scale`` is filled in from :func:`shapelib.config.scale`; machine paths are replaced
+    (:func:`scrub`). Returns the Markdown text.
     """
-    rows = [dict(r, scale=r.get("scale", config.scale()), notebook=notebook) for r in rows]
+    rows = [scrub(dict(r, scale=r.get("scale", config.scale()), notebook=notebook)) for r in rows]
     text = markdown_table(rows)
     sink = os.environ.get("SHAPELIB_RESULTS")
     if sink:
