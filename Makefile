@@ -11,7 +11,7 @@ export KEOPS_VERBOSE ?= 0
 export PYKEOPS_VERBOSE ?= 0
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all venv test test-py test-nb reproduce lab bench clean strip checks
+.PHONY: all venv test test-py test-nb reproduce train lab bench clean strip checks
 
 all: test
 
@@ -42,6 +42,14 @@ test-nb: venv
 # Scale: `standard` on CPU, `full` when a CUDA GPU is present (override with SHAPELIB_SCALE=...).
 reproduce: venv
 	$(PY) -m shapelib.reproduce --out results
+
+# Paper-protocol models (resumable; CUDA when present): `make train`, `make train MODEL=name`,
+# `make train MODEL=name TRAIN_ARGS="--max-minutes 60"`; `make train-list` shows each one's state.
+train: venv
+	$(PY) -m shapelib.protocols train $(MODEL) $(TRAIN_ARGS)
+
+train-list: venv
+	$(PY) -m shapelib.protocols list
 
 bench: venv
 	for b in operators diffusionnet zoomout meps implicit cpnet; do $(PY) benchmarks/$$b.py || exit 1; done
