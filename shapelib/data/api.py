@@ -114,16 +114,19 @@ def human_pairs(split: str = "test", source: str = "auto", dataset: str = "faust
     """Pairs of humans with dense ground truth ``p2p_21``.
 
     dataset : ``'faust_r'`` (default; also ``'scape_r'``, ``'shrec19_r'``): independently
-        remeshed shapes — real: the ``test_pairs.txt`` protocol (test) or random pairs among
-        the train shapes (FAUST 000–079, SCAPE first 51), GT from the ``.vts`` rows;
+        remeshed shapes — real: test = pairs among the test shapes only (FAUST_r 080–099: all
+        190 pairs is the standard protocol; fewer are evenly spaced among them — the
+        dataset's ``test_pairs.txt`` mixes in training shapes, so it is not used), train =
+        random pairs among the train shapes (FAUST 000–079, SCAPE first 51), GT from the
+        ``.vts`` rows;
         synthetic: humanoids each isotropically remeshed with its own seed, GT through the
         shared template surface.
         ``'faust'``: one connectivity (registrations / synthetic humanoids), GT = identity.
-    n_pairs : default ``pick(10, 100, all)`` (test) / ``pick(20, 200)`` (train).
+    n_pairs : default ``pick(10, all, all)`` (test) / ``pick(20, 200)`` (train).
     ``**synthetic``: ``n_subjects``, ``n_poses`` of the synthetic fallback.
     """
     _check_split(split, ("train", "test", "all"))
-    n_pairs = n_pairs if n_pairs is not None else (config.pick(10, 100, None) if split == "test" else config.pick(20, 200))
+    n_pairs = n_pairs if n_pairs is not None else (config.pick(10, None, None) if split == "test" else config.pick(20, 200))
     if dataset == "faust":
         coll = humans(split, source, seed=seed, **synthetic)
         pairs = [pair_from_template(a, b, gt="shared connectivity") for a, b in _pairs_of(coll, n_pairs, seed)]
@@ -145,11 +148,14 @@ def _real_r_pairs(dataset, split, n_pairs, seed) -> PairSet:
     names = sorted(p.stem for p in (root / "vtx_5k").glob("*.off"))
     n_train = {"faust_r": 80, "scape_r": 51}.get(dataset, 0)
     train, test = names[:n_train], names[n_train:]
-    if split == "test" and (root / "test_pairs.txt").exists():
-        name_pairs = _subsample(real.r_test_pairs(dataset), n_pairs)
-        protocol = f"{len(name_pairs)} of test_pairs.txt"
+    pool = {"train": train, "test": test, "all": names}[split]
+    if split == "test":  # the standard protocol: every pair of test shapes (190 for FAUST_r 080–099)
+        every = _pairs_of(pool, None, seed)
+        name_pairs = _subsample(every, n_pairs)
+        protocol = (f"all {len(every)} pairs of the {len(pool)} test shapes {pool[0]}–{pool[-1]}" if len(name_pairs) == len(every)
+                    else f"{len(name_pairs)} of the {len(every)} pairs of the {len(pool)} test shapes "
+                         f"{pool[0]}–{pool[-1]} (evenly spaced; the standard protocol uses all {len(every)})")
     else:
-        pool = {"train": train, "test": test, "all": names}[split]
         name_pairs = _pairs_of(pool, n_pairs, seed)
         protocol = f"{len(name_pairs)} random pairs among {len(pool)} {split} shapes (seed {seed})"
     needed = sorted({n for p in name_pairs for n in p})
