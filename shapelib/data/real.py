@@ -99,14 +99,10 @@ def r_dataset(name: str = "faust_r", names=None) -> list[Item]:
         shape = Shape.read(root / f"{nm}.off", name=nm)
         vts = corres_dir / f"{nm}.vts"
         corres = read_vts(vts, shape.n_vertices) if vts.exists() else None
-        if not shape.report().clean:  # e.g. 77 FAUST_r files repeat 1–4 vertices: weld them, carry the rows
-            shape, old_to_new = shape.clean()
-            corres = old_to_new[corres] if corres is not None else None  # -1: row lost its vertex
         t = None
         if corres is not None and sample_id is not None:
             t = -np.ones(shape.n_vertices, dtype=np.int64)
-            ok = corres[::-1] >= 0
-            t[corres[::-1][ok]] = sample_id[::-1][ok]
+            t[corres[::-1]] = sample_id[::-1]
         items.append(Item(shape, template_index=t, meta={"corres": corres, "dataset": name}))
     return items
 
@@ -120,8 +116,7 @@ def r_test_pairs(name: str = "faust_r") -> list[tuple[str, str]]:
 def r_pair(first: Item, second: Item) -> Pair:
     """Dense ground truth between two shapes of an *_r dataset from their ``.vts`` rows."""
     c1, c2 = first.meta["corres"], second.meta["corres"]
-    ok = (c1 >= 0) & (c2 >= 0)  # rows whose vertex was removed when cleaning (see r_dataset) carry no GT
-    return pair_from_rows(first, second, c1[ok], c2[ok], gt="vts rows")
+    return pair_from_rows(first, second, c1, c2, gt="vts rows")
 
 
 def faust_r_segmentation(first: str, second: str, which: str, symmetric: bool = False) -> np.ndarray:
