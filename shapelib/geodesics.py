@@ -17,8 +17,8 @@ def _solver(shape: Shape, t_coef: float = 1.0):
 
     key = ("heat_solver", t_coef)
     if key not in shape._cache:
+        shape.check_operators_ready("Geodesic distance (heat method)")
         if shape.is_mesh:
-            shape.check_operators_ready("Geodesic distance")
             shape._cache[key] = pp3d.MeshHeatMethodDistanceSolver(shape.vertices, shape.faces, t_coef=t_coef)
         else:
             shape._cache[key] = pp3d.PointCloudHeatSolver(shape.vertices, t_coef=t_coef)
@@ -33,7 +33,8 @@ def geodesic_distances(shape: Shape, sources, t_coef: float = 1.0, method: str =
     ----------
     shape : mesh or point cloud
     sources : int -> ``(n,) float`` distances from that vertex;
-              sequence of ints -> ``(len(sources), n) float``, one row per source (shape units).
+              sequence of ints -> ``(len(sources), n) float``, one row per source (shape units);
+              ``inf`` on the connected components of a mesh that do not hold the source.
     t_coef : heat-method time step factor (1 = the method's default; larger is smoother).
     method : ``'heat'`` — potpourri3d's heat method (mesh solver, or its point-cloud solver);
              ``'graph'`` — Dijkstra (``scipy.sparse.csgraph``) on the symmetrised ``n_neighbors``-NN
@@ -63,6 +64,8 @@ def geodesic_distances(shape: Shape, sources, t_coef: float = 1.0, method: str =
     else:
         solver = _solver(shape, t_coef)
         out = np.maximum(np.stack([solver.compute_distance(int(s)) for s in src]), 0.0)
+        labels = shape.components()  # the heat method returns a finite constant on other components
+        out[labels[None, :] != labels[src][:, None]] = np.inf
     return out[0] if scalar else out
 
 
@@ -87,11 +90,14 @@ def geodesic_matrix(shape: Shape, max_vertices: int = 12000, cache: bool = True,
         for i in tqdm(range(n), desc=f"geodesics {shape.name or ''}".strip(), disable=not progress, leave=False):
             D[i] = solver.compute_distance(i)
         np.maximum(D, 0, out=D)
+        labels = shape.components()
+        D[labels[:, None] != labels[None, :]] = np.inf  # no path between components
         return {"D": 0.5 * (D + D.T)}
 
     if not cache:
         return compute()["D"]
-    return disk_cache("geodesic_matrix", shape.content_hash(), {"v": 1}, compute)["D"]
+    check = lambda a: None if a["D"].shape == (n, n) else f"D has shape {a['D'].shape}, expected {(n, n)}"  # noqa: E731
+    return disk_cache("geodesic_matrix", shape.content_hash(), {"v": 2}, compute, check=check)["D"]
 
 
 # ----------------------------------------------------------------------------- graph geodesics (clouds)

@@ -24,7 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
-from .cache import disk_cache
+from .cache import cache_path, load_npz, save_npz
+from .errors import CacheDirError, ShapeError
 from .shape import Shape
 
 # ----------------------------------------------------------------------------- Laplacians
@@ -87,9 +88,9 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
         method = "cotan" if shape.is_mesh else "pointcloud"
     if method in ("cotan", "robust"):
         shape._require_mesh(f"laplacian(method={method!r})")
-        shape.check_operators_ready("The Laplacian")
+    if method in ("cotan", "robust", "pointcloud"):  # the one validation step (see Shape.check_operators_ready)
+        shape.check_operators_ready(f"The {method} Laplacian", manifold=method == "cotan")
     if method == "cotan":
-        shape.check_manifold("The cotan Laplacian")
         return cotan_laplacian(shape.vertices, shape.faces), lumped_mass(shape.vertices, shape.faces)
     if method == "graph":
         return graph_laplacian(shape, n_neighbors)
@@ -130,7 +131,10 @@ def eigenbasis(L: sp.spmatrix, M: np.ndarray, k: int = 128, shift: float = 1e-8)
     for the measured gain over scipy's generalised ``eigsh(L, k, M, sigma)``.
     The small negative shift keeps the factorised matrix positive definite, so shapes with
     several connected components (a multiple zero eigenvalue) are handled; the shift is
-    raised ×100 and retried if the factorisation or ARPACK fails.
+    raised ×100 and retried if the factorisation or ARPACK fails. The problem is solved with
+    the mass normalised to a unit total (``M/ΣM``; eigenvalues rescaled afterwards), so the
+    result does not depend on the length unit: at tiny scales (×1e-6) ARPACK otherwise skips
+    copies of repeated eigenvalues.
 
     Returns ``evals (k,) float`` ascending (≥ 0, 1/length²) and ``evecs (n, k) float``.
     """
@@ -141,6 +145,11 @@ def eigenbasis(L: sp.spmatrix, M: np.ndarray, k: int = 128, shift: float = 1e-8)
                          "unreferenced vertices or zero-area faces — call shape.clean().")
     if k >= n:
         raise ValueError(f"eigenbasis(k={k}) needs k < n = {n}; lower k.")
+    total = float(M.sum())
+    if not np.isfinite(total):
+        raise ValueError("eigenbasis: the total mass overflows float64 (coordinates too large); rescale the "
+                         "shape first, e.g. shape.normalized('area').")
+    M = M / total  # unit total mass: the solve is independent of the length unit (λ·total is unitless)
     d = 1.0 / np.sqrt(M)
     A = sp.csc_matrix(sp.diags(d) @ L @ sp.diags(d))
     A = 0.5 * (A + A.T)
@@ -168,8 +177,8 @@ def eigenbasis(L: sp.spmatrix, M: np.ndarray, k: int = 128, shift: float = 1e-8)
         else:
             raise RuntimeError(f"eigenbasis failed after 4 shifts ({last}). Check the mesh with shape.report().")
     order = np.argsort(evals)
-    evals = np.maximum(evals[order], 0.0)
-    evecs = d[:, None] * psi[:, order]
+    evals = np.maximum(evals[order], 0.0) / total
+    evecs = d[:, None] * psi[:, order] / np.sqrt(total)
     return evals, evecs
 
 
@@ -206,6 +215,13 @@ def wks(evals: np.ndarray, evecs: np.ndarray, n_energies: int = 100, sigma_facto
     """
     evals = np.asarray(evals, dtype=np.float64)
     keep = evals > 1e-8 * max(evals.max(), 1e-300)
+    distinct = np.unique(np.round(np.log(evals[keep]), 9)) if keep.any() else np.zeros(0)
+    if len(distinct) < 2:
+        raise ShapeError(
+            f"wks needs at least two distinct nonzero eigenvalues to place its energy band, got "
+            f"{int(keep.sum())} nonzero ({np.round(evals[keep], 6).tolist()[:4]}). The shape is too coarse "
+            "(e.g. a single triangle) or k too small: use a finer mesh (more vertices), a larger k, or hks()."
+        )
     log_l = np.log(evals[keep])
     sq = np.asarray(evecs, dtype=np.float64)[:, keep] ** 2
     e_min, e_max = log_l.min(), log_l.max()
@@ -370,11 +386,41 @@ class Operators:
                    a["frames"], params)
 
 
+def check_operator_arrays(a: dict, n: int) -> str | None:
+    """What is wrong with cached operator arrays for a shape of ``n`` vertices (a missing array,
+    a wrong shape or count, an index out of range, NaN), or None when they are consistent."""
+    names = ["M", "evals", "evecs", "frames"] + [f"{m}_{p}" for m in ("L", "grad_x", "grad_y")
+                                                  for p in ("row", "col", "data")]
+    missing = [k for k in names if k not in a]
+    if missing:
+        return f"missing arrays {missing}"
+    kc = a["evals"].shape[0] if a["evals"].ndim == 1 else -1
+    expected = {"M": (n,), "evecs": (n, kc), "frames": (n, 3, 3)}
+    for k, shape in expected.items():
+        if a[k].shape != shape:
+            return f"{k} has shape {a[k].shape}, expected {shape}"
+    if kc < 1:
+        return f"evals has shape {a['evals'].shape}"
+    for m in ("L", "grad_x", "grad_y"):
+        r, c, v = a[f"{m}_row"], a[f"{m}_col"], a[f"{m}_data"]
+        if not (r.ndim == c.ndim == v.ndim == 1 and len(r) == len(c) == len(v)):
+            return f"{m} triplets have lengths {len(r)}, {len(c)}, {len(v)}"
+        if len(r) and (min(r.min(), c.min()) < 0 or max(r.max(), c.max()) >= n):
+            return f"{m} indexes outside [0, {n})"
+    if not all(np.isfinite(a[k]).all() for k in ("M", "evals", "evecs", "L_data")):
+        return "NaN or inf values"
+    return None
+
+
 def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighbors: int = 30,
                       cache: bool = True) -> Operators:
     """L, M, ``k`` eigenpairs, tangent frames and gradient matrices of ``shape`` — cached on disk
-    by a content hash of (vertices, faces, normals, parameters); a corrupted cache file is
-    recomputed. ``k`` is capped at ``n − 1``.
+    by a content hash of (vertices, faces, normals, parameters). ``k`` is capped at ``n − 1``.
+
+    One cache file per (shape, method, n_neighbors) holds the largest basis computed so far: a
+    call with a smaller ``k`` reuses its first ``k`` eigenpairs, a larger ``k`` recomputes and
+    replaces it. A cached file that is unreadable, lacks an array or has arrays of the wrong
+    shape is recomputed with a warning, never used.
 
     ``method``/``n_neighbors``: see :func:`laplacian`; ``n_neighbors`` also sets the cloud
     gradient stencil (DiffusionNet uses 30).
@@ -382,7 +428,8 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
     k = int(min(k, shape.n_vertices - 1))
     if method == "auto":
         method = "cotan" if shape.is_mesh else "pointcloud"
-    params = {"k": k, "method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
+    key = {"method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
+    params = {"k": k, **key}
 
     def build() -> dict:
         L, M = laplacian(shape, method=method, n_neighbors=n_neighbors)
@@ -392,5 +439,20 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
         gx, gy = gradient_operator(shape.vertices, frames, i, j)
         return Operators(L, M, evals, evecs, gx, gy, frames, params)._arrays()
 
-    arrays = disk_cache("operators", shape.content_hash(), params, build, enabled=cache)
+    if not cache:
+        return Operators._from_arrays(build(), params)
+    try:
+        path = cache_path("operators", shape.content_hash(), {**key, "layout": "largest-k"})
+    except CacheDirError as exc:
+        warnings.warn(f"shapelib: {exc} Continuing without the cache.")
+        return Operators._from_arrays(build(), params)
+    arrays = load_npz(path, check=lambda a: check_operator_arrays(a, shape.n_vertices))
+    if arrays is not None and len(arrays["evals"]) >= k:
+        arrays["evals"], arrays["evecs"] = arrays["evals"][:k], arrays["evecs"][:, :k]
+        return Operators._from_arrays(arrays, params)
+    arrays = build()
+    try:
+        save_npz(path, arrays)
+    except OSError as exc:  # read-only disk etc.: still return the result
+        warnings.warn(f"shapelib: could not write cache {path} ({exc}); continuing without cache.")
     return Operators._from_arrays(arrays, params)

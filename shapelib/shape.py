@@ -10,8 +10,10 @@ Conventions used throughout shapelib
 A `Shape` is immutable in spirit: methods return new shapes. Construction validates the
 arrays (wrong shapes, NaN/inf, empty input, out-of-range or repeated face indices) and
 raises :class:`~shapelib.errors.ShapeError` with a message naming the problem and the fix.
-Softer defects (duplicate or unreferenced vertices, zero-area faces, non-manifold edges)
-are listed by :meth:`Shape.report` and repaired by :meth:`Shape.clean`.
+Softer defects (duplicate or unreferenced vertices, zero-area faces, non-manifold edges and
+bow-tie vertices) are listed by :meth:`Shape.report` and repaired by :meth:`Shape.clean`;
+:meth:`Shape.check_operators_ready` is the one check every operator (Laplacian, geodesics)
+runs first, raising a :class:`~shapelib.errors.ShapeError` that names the defect and the repair.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ class MeshReport:
     non_manifold_edges: int
     boundary_edges: int
     components: int
+    non_manifold_vertices: int = 0  # bow-ties: separate fans of faces meeting at one vertex
+    seam_vertices: int = 0  # boundary vertices lying exactly on another boundary vertex (an open seam)
 
     @property
     def clean(self) -> bool:
@@ -283,14 +287,14 @@ class Shape:
 
     # ------------------------------------------------------------------ checks & repair
     def report(self) -> MeshReport:
-        """Count defects: duplicate/unreferenced vertices, zero-area faces, non-manifold and
-        boundary edges, connected components. Cached (shapes are immutable)."""
+        """Count defects: duplicate/unreferenced vertices, zero-area faces (relative to the
+        size, so any coordinate scale is judged alike), non-manifold edges, bow-tie vertices,
+        seam vertices (coincident boundary vertices), boundary edges, connected components.
+        Cached (shapes are immutable)."""
         if "report" in self._cache:
             return self._cache["report"]
         n = self.n_vertices
-        order = np.lexsort(self.vertices.T)
-        sv = self.vertices[order]
-        dup = int(np.all(sv[1:] == sv[:-1], axis=1).sum())
+        dup = self._n_duplicates()
         if not self.is_mesh:
             r = MeshReport(n, 0, dup, 0, 0, 0, 0, 1)
         else:
@@ -299,23 +303,69 @@ class Shape:
             used[f.ravel()] = True
             e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
             e.sort(axis=1)
-            _, counts = np.unique(e[:, 0] * n + e[:, 1], return_counts=True)
+            keys, counts = np.unique(e[:, 0] * n + e[:, 1], return_counts=True)
+            boundary = keys[counts == 1]
             labels = self.components()
             r = MeshReport(
                 n_vertices=n,
                 n_faces=self.n_faces,
                 duplicate_vertices=dup,
                 unreferenced_vertices=int(n - used.sum()),
-                degenerate_faces=int((self.face_areas() <= 1e-14 * max(self.diameter(), 1e-300) ** 2).sum()),
+                degenerate_faces=int((self._relative_face_areas() <= 1e-14).sum()),
                 non_manifold_edges=int((counts > 2).sum()),
                 boundary_edges=int((counts == 1).sum()),
                 components=int(len(np.unique(labels[used]))),
+                non_manifold_vertices=int(len(self.bowtie_vertices())),
+                seam_vertices=self._n_duplicates(np.unique(np.r_[boundary // n, boundary % n])),
             )
         self._cache["report"] = r
         return r
 
+    def _n_duplicates(self, subset=None) -> int:
+        """Number of vertices (of ``subset``, default all) at exactly the position of another one
+        of them: how many vertices welding would remove."""
+        v = self.vertices if subset is None else self.vertices[subset]
+        sv = v[np.lexsort(v.T)]
+        return int(np.all(sv[1:] == sv[:-1], axis=1).sum())
+
+    def _relative_face_areas(self) -> np.ndarray:
+        """Face areas divided by the squared bounding-box diagonal, computed on rescaled
+        coordinates so that no product over/underflows (coordinates of 1e±160 are fine)."""
+        lo, hi = self.bounding_box()
+        scale = max(float(np.abs(hi - lo).max()), 1e-300)
+        v, f = (self.vertices - lo) / scale, self.faces
+        area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
+        return area / max(float(np.sum(((hi - lo) / scale) ** 2)), 1e-300)
+
+    def bowtie_vertices(self) -> np.ndarray:
+        """``(b,) int`` non-manifold ("bow-tie") vertices: vertices where two or more fans of
+        faces meet without sharing an edge through the vertex (e.g. two cones touching at the tip)."""
+        self._require_mesh("bowtie_vertices")
+        if "bowties" in self._cache:
+            return self._cache["bowties"]
+        f, n, m = self.faces, self.n_vertices, self.n_faces
+        # corners c = 3*face + k; the faces sharing an edge (a, b) join their corners at a and at b
+        k = np.arange(3)
+        a, b = f[:, k].ravel(), f[:, (k + 1) % 3].ravel()
+        ca, cb = (3 * np.arange(m)[:, None] + k).ravel(), (3 * np.arange(m)[:, None] + (k + 1) % 3).ravel()
+        lo_, hi_ = np.minimum(a, b), np.maximum(a, b)
+        order = np.lexsort((hi_, lo_))
+        same = (lo_[order][1:] == lo_[order][:-1]) & (hi_[order][1:] == hi_[order][:-1])
+        i, j = order[:-1][same], order[1:][same]
+        # the two half-edges run (a->b) and usually (b->a): match corners by vertex id
+        ci = np.concatenate([ca[i], cb[i]])
+        cj = np.where(a[j][None, :] == np.stack([a[i], b[i]]), ca[j][None, :], cb[j][None, :]).ravel()
+        g = sp.coo_matrix((np.ones(len(ci)), (ci, cj)), shape=(3 * m, 3 * m))
+        _, fan = sp.csgraph.connected_components(g, directed=False)
+        vert = f.ravel()
+        pairs = np.unique(vert * (3 * m) + fan)  # distinct (vertex, fan) pairs
+        n_fans = np.bincount(pairs // (3 * m), minlength=n)
+        self._cache["bowties"] = np.flatnonzero(n_fans > 1)
+        return self._cache["bowties"]
+
     def check_manifold(self, what: str = "this operation") -> None:
-        """Raise :class:`NonManifoldError` (with the fix) if an edge has more than two faces."""
+        """Raise :class:`NonManifoldError` (with the fix) if an edge has more than two faces or a
+        vertex joins separate fans of faces (a bow-tie)."""
         self._require_mesh(what)
         r = self.report()
         if r.non_manifold_edges:
@@ -325,11 +375,42 @@ class Shape:
                 "cover handles non-manifold input), or repair the mesh (e.g. pymeshlab "
                 "'meshing_repair_non_manifold_edges')."
             )
+        if r.non_manifold_vertices:
+            raise NonManifoldError(
+                f"{what} needs a manifold mesh, but {self!r} has {r.non_manifold_vertices} non-manifold "
+                f"(bow-tie) vertices where separate fans of faces touch (first: "
+                f"{self.bowtie_vertices()[:5].tolist()}). Use laplacian(..., method='robust') (robust_laplacian's "
+                "tufted cover handles them), or repair the mesh (e.g. pymeshlab "
+                "'meshing_repair_non_manifold_vertices')."
+            )
 
-    def check_operators_ready(self, what: str = "the Laplacian") -> None:
-        """Raise a :class:`ShapeError` naming the fix if the mesh has unreferenced vertices or
-        zero-area faces (which make the mass matrix singular or the cotangents infinite)."""
+    def check_operators_ready(self, what: str = "the Laplacian", manifold: bool = False) -> None:
+        """The one validation step every operator runs first (Laplacians, eigenbasis, geodesics).
+
+        Raises a :class:`ShapeError` naming the defect and the repair when: coordinates are so
+        large or small that squared lengths over/underflow; a point cloud is collinear or all
+        its points coincide; a mesh has unreferenced vertices, zero-area faces or duplicate
+        vertices (a seam: the two copies are not connected, operators see a cut); with
+        ``manifold=True`` also non-manifold edges or bow-tie vertices (:meth:`check_manifold`).
+        """
+        lo, hi = self.bounding_box()
+        extent = float(np.abs(hi - lo).max())
+        if extent > 1e100 or (0 < extent < 1e-100):
+            raise ShapeError(
+                f"{what} of {self!r}: coordinates span {extent:.1e} (bounding-box side), so squared lengths "
+                "and areas over/underflow float64. Rescale first: shape.normalized('area') (unit area) or "
+                f"shape.scaled({1 / extent:.0e}), and rescale the results (eigenvalues scale as 1/length²)."
+            )
         if not self.is_mesh:
+            centred = self.vertices - self.vertices.mean(0)
+            sv = np.linalg.svd(centred, compute_uv=False) if len(centred) > 1 else np.zeros(1)
+            if sv[0] == 0 or (len(sv) < 2 or sv[1] <= 1e-9 * sv[0]):
+                shape_of = "coincide" if sv[0] == 0 else "lie on one line"
+                raise ShapeError(
+                    f"{what} of {self!r} is undefined: all {self.n_vertices} points {shape_of}, but a "
+                    "point-cloud Laplacian needs points spread over a surface. Check the input (a curve, "
+                    "swapped or constant columns?) and pass a sampled surface."
+                )
             return
         r = self.report()
         if r.unreferenced_vertices or r.degenerate_faces:
@@ -339,6 +420,16 @@ class Shape:
                 "duplicate vertices, drops zero-area faces and unreferenced vertices, and returns the "
                 "index map to carry labels across)."
             )
+        if r.seam_vertices:
+            raise ShapeError(
+                f"{what} of {self!r} would be wrong: {r.seam_vertices} boundary vertices sit exactly on "
+                "another boundary vertex (a seam, e.g. from texture coordinates or a split export), so the "
+                "surface is cut open there and the two sides do not exchange heat (a sphere's first "
+                "eigenvalue drops from 2 to about 1.6). Weld them: shape, old_to_new = shape.clean() "
+                "(old_to_new carries per-vertex labels across; clean(merge_tol=...) also welds near-duplicates)."
+            )
+        if manifold:
+            self.check_manifold(what)
 
     def clean(self, merge_tol: float = 0.0) -> tuple["Shape", np.ndarray]:
         """Repair a mesh: merge duplicate vertices (within ``merge_tol``, absolute length),
@@ -366,9 +457,8 @@ class Shape:
         f = merged_index[self.faces]
         ok = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
         f = f[ok]
-        c = np.cross(v_new[f[:, 1]] - v_new[f[:, 0]], v_new[f[:, 2]] - v_new[f[:, 0]])
-        tol = 1e-14 * max(self.diameter(), 1e-300) ** 2
-        f = f[0.5 * np.linalg.norm(c, axis=1) > tol]
+        if len(f):
+            f = f[Shape(v_new, f)._relative_face_areas() > 1e-14]
         if len(f) == 0:
             raise ShapeError(f"{self!r} has no non-degenerate face left after cleaning.")
         used = np.unique(f)
@@ -394,8 +484,15 @@ class Shape:
 
     def normalized(self, kind: str = "area") -> "Shape":
         """Centred copy scaled to ``kind``: ``'area'`` (total area 1, meshes only),
-        ``'sphere'`` (inside the unit sphere, as DiffusionNet's inputs) or ``'center'`` (no scaling)."""
-        s = self.centered()
+        ``'sphere'`` (inside the unit sphere, as DiffusionNet's inputs) or ``'center'`` (no scaling).
+        Works at any coordinate scale (1e±160 included: extreme shapes are pre-scaled so areas
+        neither overflow nor underflow)."""
+        s = self
+        lo, hi = self.bounding_box()
+        extent = float(np.abs(hi - lo).max())
+        if kind != "center" and (extent > 1e100 or 0 < extent < 1e-100):
+            s = s.scaled(1.0 / extent)
+        s = s.centered()
         if kind == "center":
             return s
         if kind == "area":
@@ -416,65 +513,87 @@ class Shape:
     @classmethod
     def read(cls, path, name: str | None = None) -> "Shape":
         """Read ``.off / .obj / .ply`` (mesh or cloud, normals if present) or ``.npz``
-        (arrays ``vertices``, optional ``faces``, ``normals``)."""
+        (arrays ``vertices``, optional ``faces``, ``normals``).
+
+        One reader path for every file: meshio first, then trimesh for what meshio rejects
+        (``NOFF``/``COFF``/one-line ``OFF n m k`` headers, polygons in .off, textured .obj
+        whose texture indices differ from vertex indices — read geometry-only, so seams stay
+        welded). Polygons are fan-triangulated. No parser can end the process: meshio calls
+        ``sys.exit`` on files it cannot read, which is caught here and turned into a
+        :class:`ShapeIOError` naming the file and the fix.
+        """
         path = Path(path)
         if not path.exists():
             raise ShapeIOError(f"No such file: {path}. Check the path (and $SHAPELIB_DATA for datasets).")
         name = path.stem if name is None else name
         suffix = path.suffix.lower()
+        if suffix == ".npz":
+            return cls._read_npz(path, name)
+        if suffix not in MESH_SUFFIXES:
+            raise ShapeIOError(f"Cannot read {path}: unsupported suffix {suffix!r}; use .off, .obj, .ply or .npz.")
+        raw = path.read_bytes()
+        if not raw.strip():
+            raise ShapeIOError(f"{path} is empty ({len(raw)} bytes): the download or export did not complete. "
+                               "Re-download or re-export it.")
         try:
-            if suffix == ".npz":
-                with np.load(path) as z:
-                    return cls(z["vertices"], z["faces"] if "faces" in z else None,
-                               z["normals"] if "normals" in z else None, name=name)
-            if suffix not in MESH_SUFFIXES:
-                raise ShapeIOError(f"Cannot read {path}: unsupported suffix {suffix!r}; use .off, .obj, .ply or .npz.")
-            import meshio
-
-            try:
-                m = meshio.read(path)
-            except Exception:
-                if suffix != ".obj":
-                    raise
-                return cls._read_with_trimesh(path, name)  # e.g. textured OBJ (uv indices ≠ vertices)
+            vertices, faces, normals = _read_meshio(path, suffix)
         except ShapeIOError:
             raise
-        except Exception as exc:  # meshio raises many types on malformed files
-            raise ShapeIOError(
-                f"Could not parse {path} ({type(exc).__name__}: {exc}). The file is probably truncated "
-                "or corrupted: re-download or re-export it."
-            ) from exc
-        tris = [c.data for c in m.cells if c.type == "triangle"]
-        others = [c.type for c in m.cells if c.type not in ("triangle", "vertex")]
-        if others and not tris:
-            raise ShapeIOError(f"{path} holds {others} cells but no triangles; triangulate it first.")
-        faces = np.concatenate(tris) if tris else None
-        normals = None
-        pd = m.point_data
-        if all(k in pd for k in ("nx", "ny", "nz")):
-            normals = np.stack([pd["nx"], pd["ny"], pd["nz"]], axis=1)
-        elif "normals" in pd:
-            normals = pd["normals"]
+        except BaseException as first:  # noqa: BLE001 - meshio calls sys.exit(1) on unreadable files
+            if isinstance(first, KeyboardInterrupt):
+                raise
+            try:
+                vertices, faces, normals = _read_trimesh(path, suffix, raw)
+            except ShapeIOError:
+                raise
+            except BaseException as second:  # noqa: BLE001
+                if isinstance(second, KeyboardInterrupt):
+                    raise
+                raise ShapeIOError(
+                    f"Could not parse {path} (meshio: {type(first).__name__}: {first}; trimesh: "
+                    f"{type(second).__name__}: {second}). The file is probably truncated or corrupted: "
+                    "re-download or re-export it."
+                ) from second
+        if len(vertices) == 0:
+            raise ShapeIOError(f"{path} holds no vertices: the file is empty or truncated; re-export it.")
         if normals is not None:
             normals = np.asarray(normals, dtype=np.float64)
-            if not np.isfinite(normals).all() or (np.linalg.norm(normals, axis=1) < 1e-12).any():
+            if normals.shape != vertices.shape or not np.isfinite(normals).all() \
+                    or (np.linalg.norm(normals, axis=1) < 1e-12).any():
                 import warnings
 
                 warnings.warn(f"{path}: some stored normals are zero or NaN; ignoring the file's normals "
                               "(they are recomputed when needed).")
                 normals = None
-        return cls(m.points[:, :3], faces, normals=normals, name=name)
+        return cls(vertices, faces, normals=normals, name=name)
 
     @classmethod
-    def _read_with_trimesh(cls, path: Path, name: str) -> "Shape":
-        import trimesh
-
+    def _read_npz(cls, path: Path, name: str) -> "Shape":
         try:
-            mesh = trimesh.load(path, process=False, force="mesh")
-        except Exception as exc:
-            raise ShapeIOError(f"Could not parse {path} ({type(exc).__name__}: {exc}); re-export it as a plain "
-                               "triangle mesh.") from exc
-        return cls(np.asarray(mesh.vertices), np.asarray(mesh.faces), name=name)
+            with np.load(path, allow_pickle=False) as z:
+                files = list(z.files)
+                if "vertices" not in files:
+                    raise ShapeIOError(
+                        f"{path} holds the arrays {files} but no 'vertices'. A shape .npz needs 'vertices' "
+                        "(n, 3) and optionally 'faces' (m, 3), 'normals' (n, 3): save it with Shape.write(path) "
+                        "or np.savez(path, vertices=..., faces=...)."
+                    )
+                arrays = {k: z[k] for k in ("vertices", "faces", "normals") if k in files}
+        except ShapeIOError:
+            raise
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise ShapeIOError(
+                    f"{path} stores Python objects (pickled), which shapelib refuses to load: unpickling can "
+                    "run arbitrary code. Save plain numeric arrays instead (np.savez(path, vertices=..., "
+                    "faces=...) with float and int arrays)."
+                ) from exc
+            raise ShapeIOError(f"Could not parse {path} ({type(exc).__name__}: {exc}). The file is probably "
+                               "truncated or corrupted: re-download or re-export it.") from exc
+        except Exception as exc:  # zipfile / OSError / EOFError on a damaged archive
+            raise ShapeIOError(f"Could not parse {path} ({type(exc).__name__}: {exc}). The file is probably "
+                               "truncated or corrupted: re-download or re-export it.") from exc
+        return cls(arrays["vertices"], arrays.get("faces"), arrays.get("normals"), name=name)
 
     def write(self, path) -> Path:
         """Write to ``.off / .obj / .ply / .npz`` (normals are kept in .ply and .npz)."""
@@ -501,6 +620,108 @@ class Shape:
             point_data = {"nx": self.normals[:, 0], "ny": self.normals[:, 1], "nz": self.normals[:, 2]}
         meshio.write(path, meshio.Mesh(self.vertices, cells, point_data=point_data))
         return path
+
+
+def _triangulate(cells) -> np.ndarray | None:
+    """Triangles of meshio cell blocks: triangles as they are, quads and other polygons
+    fan-triangulated (``(a, b, c, d)`` -> ``(a, b, c), (a, c, d)``); lines and vertices ignored."""
+    tris = []
+    for block in cells:
+        data = np.asarray(block.data)
+        if block.type in ("vertex", "line") or data.ndim != 2:
+            continue
+        if not (block.type in ("triangle", "quad") or block.type.startswith("polygon")):
+            raise ShapeIOError(f"the file holds {block.type!r} cells (a volume mesh), not a surface: extract its "
+                               "boundary surface first (e.g. meshio-convert to .obj after extracting the surface).")
+        k = data.shape[1]
+        for j in range(1, k - 1):
+            tris.append(data[:, [0, j, j + 1]])
+    return np.concatenate(tris).astype(np.int64) if tris else None
+
+
+def _read_meshio(path: Path, suffix: str):
+    """(vertices, faces or None, normals or None) with meshio; raises on anything it cannot read."""
+    import meshio
+
+    # reading from an open file makes meshio raise ReadError instead of calling sys.exit(1)
+    with open(path, "rb" if suffix == ".ply" else "r") as fh:
+        m = meshio.read(fh, file_format=suffix[1:])
+    points = np.asarray(m.points, dtype=np.float64)
+    if points.ndim != 2 or len(points) == 0:
+        raise ValueError("no vertices")
+    faces = _triangulate(m.cells)
+    if suffix == ".off":
+        _check_off_counts(path, len(points), None if faces is None else len(faces))
+    normals = None
+    pd = m.point_data
+    if all(k in pd for k in ("nx", "ny", "nz")):
+        normals = np.stack([pd["nx"], pd["ny"], pd["nz"]], axis=1)
+    elif "normals" in pd:
+        normals = pd["normals"]
+    return points[:, :3], faces, normals
+
+
+def _off_header(text: str) -> tuple[int, int]:
+    """(n_vertices, n_faces) announced by an OFF header: ``[ST][C][N][4]OFF`` with the counts on
+    the same line or the next non-comment line."""
+    tokens = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            tokens.extend(line.split())
+        if len(tokens) >= 3:
+            break
+    if not tokens or not tokens[0].upper().endswith("OFF"):
+        raise ShapeIOError(f"not an OFF file: the header is {tokens[:1]} instead of OFF/COFF/NOFF")
+    try:
+        return int(tokens[1]), int(tokens[2])
+    except (IndexError, ValueError):
+        raise ShapeIOError(f"the OFF header has no vertex/face counts (got {tokens[:3]})") from None
+
+
+def _check_off_counts(path: Path, n_vertices: int, n_faces: int | None) -> None:
+    nv, nf = _off_header(path.read_text(errors="replace"))
+    if n_vertices != nv or (n_faces is not None and n_faces < nf):
+        raise ShapeIOError(
+            f"{path} announces {nv} vertices and {nf} faces but holds {n_vertices} vertices"
+            f"{'' if n_faces is None else f' and {n_faces} triangles'}: the file is truncated or corrupted. "
+            "Re-download or re-export it."
+        )
+
+
+def _read_trimesh(path: Path, suffix: str, raw: bytes):
+    """Fallback reader: trimesh, geometry only, vertices in file order (no merging)."""
+    import io
+
+    import trimesh
+
+    if suffix == ".off":
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            _off_header(text)
+        except ShapeIOError as exc:
+            raise ShapeIOError(f"Could not parse {path}: {exc}. Check that it is an OFF mesh "
+                               "(re-export it, or rename it with its real suffix).") from None
+        loaded = trimesh.load(io.StringIO(text), file_type="off", process=False, force="mesh")
+    elif suffix == ".obj":
+        # geometry only: drop texture/normal indices ("f 1/4/2 ...") so the corners of one vertex stay
+        # one vertex (trimesh would split every vertex whose corners carry different UVs: a soup)
+        keep = []
+        for line in raw.decode("utf-8", errors="replace").splitlines():
+            parts = line.split()
+            if parts and parts[0] == "v":
+                keep.append(" ".join(parts[:4]))
+            elif parts and parts[0] == "f":
+                keep.append("f " + " ".join(p.split("/")[0] for p in parts[1:]))
+        loaded = trimesh.load(io.StringIO("\n".join(keep) + "\n"), file_type="obj", process=False,
+                              maintain_order=True, force="mesh")
+    else:
+        loaded = trimesh.load(io.BytesIO(raw), file_type=suffix[1:], process=False)
+    vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
+    faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+    if suffix == ".off":
+        _check_off_counts(path, len(vertices), len(faces))
+    return vertices, (faces if len(faces) else None), None
 
 
 def _pca_normals(points: np.ndarray, k: int) -> np.ndarray:

@@ -152,15 +152,18 @@ def test_operators_cache_hit_miss_and_corruption(icosphere, tmp_path, monkeypatc
     b = compute_operators(icosphere, k=12)  # hit
     assert len(calls) == 1
     np.testing.assert_array_equal(a.evecs, b.evecs)
-    compute_operators(icosphere, k=13)  # other parameters: miss
+    compute_operators(icosphere, k=13)  # a larger basis: miss, replaces the file
     assert len(calls) == 2
+    assert len(compute_operators(icosphere, k=12).evals) == 12 and len(calls) == 2  # smaller k: reuses it
+    compute_operators(icosphere, k=12, method="robust")  # other parameters: miss
+    assert len(calls) == 3
     files = sorted((tmp_path / "operators").glob("*.npz"))
     assert len(files) == 2
     for f in files:  # truncate every file: must recompute, not crash
         f.write_bytes(f.read_bytes()[:100])
     with pytest.warns(UserWarning, match="unreadable"):
         c = compute_operators(icosphere, k=12)
-    assert len(calls) == 3
+    assert len(calls) == 4
     np.testing.assert_allclose(c.evals, a.evals, atol=1e-9)
     np.testing.assert_array_equal(c.evecs, a.evecs)  # the solver is deterministic (seeded start vector)
 
