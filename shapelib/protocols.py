@@ -89,10 +89,13 @@ def _time_steps(model, items, loss_fn, n: int = 3) -> float:
     return float(np.median(times[1:] if n > 1 else times))
 
 
-def train(name: str, resume: bool = True, device=None, max_minutes: float | None = None, progress: bool = True) -> dict:
+def train(name: str, resume: bool = True, device=None, max_minutes: float | None = None, progress: bool = True,
+          train_more: bool = True) -> dict:
     """Train protocol ``name`` (resuming its unfinished run when ``resume``), save every epoch,
     and write the final checkpoint and record. Returns the record (``status`` says whether the
-    run is ``complete`` or ``partial``, stopped by ``max_minutes``)."""
+    run is ``complete`` or ``partial``, stopped by ``max_minutes``). ``train_more=False`` only
+    evaluates the saved unfinished run and writes it as a ``partial`` checkpoint (the run can
+    still be resumed later)."""
     proto = get(name)
     ok, why = proto.available()
     if not ok:
@@ -105,40 +108,37 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     if state is not None:
         model.load_state_dict(state["model"])
         print(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
-    items = proto.train_items(cfg, device)
-    loss_fn = proto.loss(cfg)
     done = 0 if state is None else int(state["epoch"])
-    if done < cfg["epochs"]:
+    if not train_more and state is None:
+        raise checkpoints.CheckpointError(f"{name}: no unfinished run to finalise: train it first (make train MODEL={name}).")
+    loss_curve = list(state["loss"]) if state else []
+    n_items = state.get("n_items", cfg.get("n_train")) if state else None
+    if train_more and done < cfg["epochs"]:
+        from .train import fit
+
+        items = proto.train_items(cfg, device)
+        loss_fn = proto.loss(cfg)
+        n_items = len(items)
         step = _time_steps(model, items, loss_fn)
         left = step * len(items) * (cfg["epochs"] - done)
         print(f"{name}: {len(items)} training items × {cfg['epochs'] - done} epochs left, {step:.2f} s/step on {device} "
               f"({torch.get_num_threads()} threads) → about {left / 3600:.1f} h", flush=True)
-    t_start = time.perf_counter()
-    wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
-    stopped = {"by_time": False}
+        t_start = time.perf_counter()
+        wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
 
-    def save(st: dict) -> bool:
-        st = {**st, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-              "wall_seconds": wall_before + time.perf_counter() - t_start}
-        checkpoints.save_state(name, st)
-        if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes and st["epoch"] < cfg["epochs"]:
-            stopped["by_time"] = True
-            return True
-        return False
+        def save(st: dict) -> bool:
+            elapsed = time.perf_counter() - t_start
+            checkpoints.save_state(name, {**st, "n_items": n_items, "wall_seconds": wall_before + elapsed,
+                                          "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+            return max_minutes is not None and elapsed > 60 * max_minutes and st["epoch"] < cfg["epochs"]
 
-    from .train import fit
-
-    resume_state = None if state is None else {k: state[k] for k in ("epoch", "optimizer", "scheduler", "loss")}
-    if done < cfg["epochs"]:
-        hist = fit(model, items, loss_fn, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0),
-                   decay_every=cfg.get("decay_every"), decay=cfg.get("decay", 0.5), seed=cfg["seed"], desc=name,
-                   progress=progress, resume=resume_state, checkpoint=save)
-        loss_curve = hist.loss
-    else:
-        loss_curve = state["loss"]
+        resume_state = None if state is None else {k: state[k] for k in ("epoch", "optimizer", "scheduler", "loss")}
+        loss_curve = fit(model, items, loss_fn, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0),
+                         decay_every=cfg.get("decay_every"), decay=cfg.get("decay", 0.5), seed=cfg["seed"], desc=name,
+                         progress=progress, resume=resume_state, checkpoint=save).loss
     final = checkpoints.load_state(name)
     epochs_done = int(final["epoch"]) if final else cfg["epochs"]
-    wall = float(final["wall_seconds"]) if final else wall_before
+    wall = float(final["wall_seconds"]) if final else 0.0
     complete = epochs_done >= cfg["epochs"]
     model.eval()
     print(f"{name}: epoch {epochs_done}/{cfg['epochs']} — evaluating", flush=True)
@@ -146,7 +146,7 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     record = {
         "experiment": name, "title": proto.title, "config": cfg, "seeds": [cfg["seed"]],
         "status": "complete" if complete else "partial",
-        "epochs_done": epochs_done, "steps_done": epochs_done * len(items), "loss_curve": [round(x, 5) for x in loss_curve],
+        "epochs_done": epochs_done, "steps_done": epochs_done * n_items if n_items else None, "loss_curve": [round(x, 5) for x in loss_curve],
         "data": proto.config.get("data", {}), "evaluation": evaluation,
         "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
         "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),
@@ -176,6 +176,8 @@ def main(argv=None) -> int:
     tr.add_argument("--restart", action="store_true", help="ignore a saved unfinished run and start from scratch")
     tr.add_argument("--max-minutes", type=float, default=None, help="stop cleanly (resumable) after this long")
     tr.add_argument("--device", default=None)
+    tr.add_argument("--finalize", action="store_true",
+                    help="write the saved unfinished run as a partial checkpoint (evaluate, no more training)")
     ev = sub.add_parser("evaluate")
     ev.add_argument("name")
     args = ap.parse_args(argv)
@@ -196,7 +198,8 @@ def main(argv=None) -> int:
             if not ok:
                 print(f"skipping {name}: {why}", flush=True)
                 continue
-            train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes)
+            train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
+                  train_more=not args.finalize)
         return 0
     model, record = load_model(args.name)
     out = get(args.name).evaluate(model, get(args.name).config, torch.device("cpu"), None)
