@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shapelib import NonManifoldError, Shape, ShapeError, ShapeIOError
-from shapelib.errors import CacheDirError, DatasetNotFoundError
+from shapelib.errors import DatasetNotFoundError
 from shapelib.operators import compute_operators, cotan_laplacian, eigenbasis, laplacian, lumped_mass, wks
 
 SQUARE_PLUS_TRI = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [2, 0, 0]], float)  # quad 0123 + tri 142
@@ -346,6 +346,7 @@ def test_smaller_k_reuses_the_larger_cached_basis(counted, tmp_path):
 
 def test_uncreatable_cache_folder_names_shapelib_cache(tmp_path, monkeypatch):
     from shapelib.config import cache_dir
+    from shapelib.errors import CacheDirError
 
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
