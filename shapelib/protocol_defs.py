@@ -131,3 +131,163 @@ register(Protocol(
     config={**T5_CONFIG, "laplacian": "graph"}, build=_t5_build, train_items=_t5_items, loss=_t5_loss,
     evaluate=_t5_evaluate, check_shapes=["orig/080", "iso/080"], needs=("faust_registrations", "faust_remeshed_test"),
 ))
+
+
+# ----------------------------------------------------------------------------- Figure 5
+
+F5_CONFIG = {
+    "task": "left/right segmentation of FAUST humans and their mirror images (orientation, Fig. 5)",
+    "inputs": "16 HKS (intrinsic); each shape and its mirror image (x -> -x, triangles flipped) with labels swapped",
+    "labels": "template side: mean lateral coordinate over tr_reg_000-079 > +1 cm -> 1, < -1 cm -> 0, else ignored",
+    "in_channels": 16, "n_labels": 2, "width": 32, "n_blocks": 4, "k_eig": 128, "method": "spectral",
+    "gradient_mode": "complex", "dropout": False,
+    # the paper gives no separate budget for this toy (its default is 200 epochs); 12 epochs over the
+    # 160 shapes (1,920 steps) are enough for the complex network to converge, and a real A is at
+    # chance whatever the budget (its features are identical on a shape and its mirror image)
+    "epochs": 12, "lr": 1e-3, "decay_every": 6, "decay": 0.5, "seed": 0, "n_train": 160,
+    "train": "faust_registrations tr_reg_000-079 + mirrors", "test": "faust_registrations tr_reg_080-099 + mirrors",
+    "metric": "per-vertex left/right accuracy on labelled vertices",
+    "data": {"train": [f"faust_registrations/tr_reg_{i:03d}.ply" for i in range(80)],
+             "test": [f"faust_registrations/tr_reg_{i:03d}.ply" for i in range(80, 100)]},
+}
+F5_PAPER = {"complex": 99.9, "real": 50.0}
+
+
+def template_sides(margin: float = 0.01) -> np.ndarray:
+    """``(6890,) int`` side of every FAUST template vertex: 1 (+x side), 0 (−x side), −100 (within
+    ``margin`` metres of the mid-plane: ignored by the loss). The lateral coordinate is averaged
+    over the centred training shapes 000–079, so no single pose decides."""
+    from .cache import disk_cache
+    from .data import real
+
+    def compute():
+        xs = np.mean([it.shape.vertices[:, 0] - it.shape.vertices[:, 0].mean() for it in real.faust_registrations(range(80))],
+                     axis=0)
+        return {"x": xs}
+
+    x = disk_cache("faust_template_sides", "faust_registrations_000-079", {"v": 1}, compute)["x"]
+    return np.where(x > margin, 1, np.where(x < -margin, 0, -100)).astype(np.int64)
+
+
+def mirrored(shape):
+    """The mirror image x → −x with triangles re-oriented (normals keep pointing outwards)."""
+    from .shape import Shape
+
+    return Shape(shape.vertices * np.array([-1.0, 1.0, 1.0]), shape.faces[:, ::-1].copy(), name=f"{shape.name}_mirror")
+
+
+def orientation_items(indices, cfg, device, progress=True):
+    """Each FAUST shape and its mirror image, HKS inputs, side labels (swapped on the mirror)."""
+    from .data import real
+    from .train import prepare
+
+    side = template_sides()
+    swapped = np.where(side >= 0, 1 - side, side)
+    shapes, labels = [], []
+    for it in real.faust_registrations(indices):
+        shapes += [it.shape, mirrored(it.shape)]
+        labels += [side, swapped]
+    items = prepare(shapes, None, "hks", k=cfg["k_eig"], device=device, progress=progress, desc="operators (+ mirrors)")
+    for d, y in zip(items, labels):
+        d["y"] = torch.as_tensor(y, device=device)
+    return items
+
+
+def _f5_build(cfg):
+    from .diffusion import DiffusionNet
+
+    return DiffusionNet(cfg["in_channels"], cfg["n_labels"], width=cfg["width"], n_blocks=cfg["n_blocks"],
+                        method=cfg["method"], gradient_mode=cfg["gradient_mode"], dropout=cfg["dropout"])
+
+
+def _f5_loss(cfg):
+    from .train import labelling_loss
+
+    return labelling_loss
+
+
+def _f5_evaluate(model, cfg, device, subset=None):
+    """Left/right accuracy (%) per test shape (``'080'``, ``'080_mirror'``, ...), labelled vertices only."""
+    from .train import predict_labels
+
+    idx = [i for i in range(80, 100) if subset is None or {f"{i:03d}", f"{i:03d}_mirror"} & set(subset)]
+    items = orientation_items(idx, cfg, device, progress=False)           # shape, mirror, shape, mirror, ...
+    keys = [f"{i:03d}{suffix}" for i in idx for suffix in ("", "_mirror")]
+    per_shape = {}
+    for key, d in zip(keys, items):
+        if subset is not None and key not in subset:
+            continue
+        y = d["y"].cpu().numpy()
+        keep = y >= 0
+        per_shape[key] = {"accuracy": round(100 * float(np.mean(predict_labels(model, d)[keep] == y[keep])), 4)}
+    acc = [v["accuracy"] for v in per_shape.values()]
+    return {"per_shape": per_shape,
+            "summary": {"accuracy": {"mean": round(float(np.mean(acc)), 3), "median": round(float(np.median(acc)), 3),
+                                     "min": round(float(np.min(acc)), 3), "std": round(float(np.std(acc)), 3),
+                                     "n": len(acc), "paper": F5_PAPER[cfg["gradient_mode"]]}}}
+
+
+for _mode in ("complex", "real"):
+    register(Protocol(
+        name=f"diffusionnet_orientation_fig5_{_mode}",
+        title=f"DiffusionNet Fig. 5: left/right on FAUST + mirror images, HKS inputs, {_mode} A",
+        config={**F5_CONFIG, "gradient_mode": _mode},
+        build=_f5_build, train_items=lambda cfg, device: orientation_items(range(80), cfg, device),
+        loss=_f5_loss,
+        evaluate=_f5_evaluate, check_shapes=["080", "080_mirror"], needs=("faust_registrations",),
+    ))
+
+
+# ----------------------------------------------------------------------------- MEPS Table 1
+
+MEPS_CONFIG = {
+    "task": "FAUST vertex labelling (6,890 labels), every vertex as a point, k-NN graph (k = 20)",
+    "inputs": "raw xyz (centred)", "in_channels": 3, "n_labels": 6890, "k": 20,
+    "widths": [16, 32, 64, 128, 256], "heads": 9, "hidden": 32, "meta_widths": [64, 128, 1024],
+    "epochs": 6000, "batch_size": 6, "lr": 1e-2, "weight_decay": 1e-4, "decay_every": 480, "decay": 0.5,
+    "min_lr": 1e-4, "seed": 0, "n_train": 80,
+    "train": "faust_registrations tr_reg_000-079", "test": "faust_registrations tr_reg_080-099",
+    "metric": "accuracy at zero geodesic error (exact vertex), %",
+    "data": {"train": [f"faust_registrations/tr_reg_{i:03d}.ply" for i in range(80)],
+             "test": [f"faust_registrations/tr_reg_{i:03d}.ply" for i in range(80, 100)]},
+}
+MEPS_PAPER = {"meps": 94.0, "feast": 88.1}
+
+
+def _meps_build(cfg):
+    from .meps import PointSignatureNet
+
+    return PointSignatureNet(cfg["n_labels"], cfg["relation"], widths=tuple(cfg["widths"]), heads=cfg["heads"],
+                             meta_widths=tuple(cfg["meta_widths"]), hidden=cfg["hidden"], in_channels=cfg["in_channels"])
+
+
+def _meps_items(indices, cfg, device):
+    from .data import real
+    from .meps import prepare
+
+    items = real.faust_registrations(indices)
+    return prepare([it.shape.vertices for it in items], [it.template_index for it in items], k=cfg["k"], device=device)
+
+
+def _meps_evaluate(model, cfg, device, subset=None):
+    """Accuracy at zero error (exact template vertex, %) per test shape ``'080'`` … ``'099'``."""
+    from .train import predict_labels
+
+    idx = [i for i in range(80, 100) if subset is None or f"{i:03d}" in subset]
+    per_shape = {}
+    for i, d in zip(idx, _meps_items(idx, cfg, device)):
+        per_shape[f"{i:03d}"] = {"accuracy": round(100 * float(np.mean(predict_labels(model, d) == d["y"].cpu().numpy())), 4)}
+    acc = [v["accuracy"] for v in per_shape.values()]
+    return {"per_shape": per_shape,
+            "summary": {"accuracy": {"mean": round(float(np.mean(acc)), 3), "median": round(float(np.median(acc)), 3),
+                                     "std": round(float(np.std(acc)), 3), "n": len(acc), "paper": MEPS_PAPER[cfg["relation"]]}}}
+
+
+for _name, _relation in (("meps_faust_table1", "meps"), ("feastnet_faust_table1", "feast")):
+    register(Protocol(
+        name=_name,
+        title=f"MEPS Table 1 ({'MEPS' if _relation == 'meps' else 'FeaStNet-S'}): FAUST 80/20, 6,890 labels, accuracy at 0 error",
+        config={**MEPS_CONFIG, "relation": _relation},
+        build=_meps_build, train_items=lambda cfg, device: _meps_items(range(80), cfg, device), loss=_f5_loss,
+        evaluate=_meps_evaluate, check_shapes=["080", "081"], needs=("faust_registrations",),
+    ))

@@ -135,7 +135,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         resume_state = None if state is None else {k: state[k] for k in ("epoch", "optimizer", "scheduler", "loss")}
         loss_curve = fit(model, items, loss_fn, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0),
                          decay_every=cfg.get("decay_every"), decay=cfg.get("decay", 0.5), seed=cfg["seed"], desc=name,
-                         progress=progress, resume=resume_state, checkpoint=save).loss
+                         progress=progress, resume=resume_state, checkpoint=save, batch_size=cfg.get("batch_size", 1),
+                         min_lr=cfg.get("min_lr")).loss
     final = checkpoints.load_state(name)
     epochs_done = int(final["epoch"]) if final else cfg["epochs"]
     wall = float(final["wall_seconds"]) if final else 0.0
@@ -146,7 +147,7 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     record = {
         "experiment": name, "title": proto.title, "config": cfg, "seeds": [cfg["seed"]],
         "status": "complete" if complete else "partial",
-        "epochs_done": epochs_done, "steps_done": epochs_done * n_items if n_items else None, "loss_curve": [round(x, 5) for x in loss_curve],
+        "epochs_done": epochs_done, "steps_done": epochs_done * -(-n_items // cfg.get("batch_size", 1)) if n_items else None, "loss_curve": [round(x, 5) for x in loss_curve],
         "data": proto.config.get("data", {}), "evaluation": evaluation,
         "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
         "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),

@@ -27,12 +27,15 @@ class History:
 def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int, lr: float = 1e-3,
         weight_decay: float = 0.0, decay_every: int | None = None, decay: float = 0.5, grad_clip: float | None = None,
         seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True,
-        resume: dict | None = None, checkpoint: Callable | None = None) -> History:
+        resume: dict | None = None, checkpoint: Callable | None = None, batch_size: int = 1,
+        min_lr: float | None = None) -> History:
     """Train ``model`` for ``epochs`` passes over ``items`` in a seeded random order.
 
-    loss_fn(model, item) -> scalar tensor. ``decay_every`` epochs the learning rate is
-    multiplied by ``decay`` (DiffusionNet: ×0.5 every 50 of 200 epochs). ``on_epoch(epoch,
-    history)`` runs after each epoch (evaluation, logging). Returns the :class:`History`.
+    loss_fn(model, item) -> scalar tensor. ``batch_size`` items are averaged into one step
+    (their gradients accumulated). ``decay_every`` epochs the learning rate is multiplied by
+    ``decay`` (DiffusionNet: ×0.5 every 50 of 200 epochs), never below ``min_lr`` (MEPS: ×0.5
+    every 480 epochs, clipped at 1e-4). ``on_epoch(epoch, history)`` runs after each epoch
+    (evaluation, logging). Returns the :class:`History`.
 
     Resumable runs (``make train``): ``checkpoint(state) -> bool`` is called after every epoch
     with ``state = {"epoch", "optimizer", "scheduler", "loss"}`` (the model holds its own
@@ -48,7 +51,11 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     if len(items) == 0:
         raise ValueError("fit() got no training items.")
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, decay_every, decay) if decay_every else None
+    if decay_every and min_lr:
+        floor = min_lr / lr
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: max(decay ** (e // decay_every), floor))
+    else:
+        sched = torch.optim.lr_scheduler.StepLR(opt, decay_every, decay) if decay_every else None
     rng = np.random.default_rng(seed)
     hist = History()
     start = 0
@@ -68,14 +75,17 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
             torch.manual_seed(seed + epoch)
         model.train()
         total = 0.0
-        for idx in rng.permutation(len(items)):
-            loss = loss_fn(model, items[idx])
+        order = rng.permutation(len(items))
+        for b in range(0, len(order), batch_size):
+            batch = order[b:b + batch_size]
             opt.zero_grad()
-            loss.backward()
+            for idx in batch:
+                loss = loss_fn(model, items[idx])
+                (loss / len(batch)).backward()
+                total += float(loss.detach())
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
-            total += float(loss.detach())
         hist.loss.append(total / len(items))
         if sched:
             sched.step()
