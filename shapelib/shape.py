@@ -650,6 +650,10 @@ def _read_meshio(path: Path, suffix: str):
     if points.ndim != 2 or len(points) == 0:
         raise ValueError("no vertices")
     faces = _triangulate(m.cells)
+    kinds = sorted({c.type for c in m.cells} - {"vertex"})
+    if faces is None and kinds:
+        raise ShapeIOError(f"{path} holds {kinds} cells but no triangles or polygons: it is not a surface mesh "
+                           "(export the surface as triangles, or pass the points as a point cloud).")
     if suffix == ".off":
         _check_off_counts(path, len(points), None if faces is None else len(faces))
     normals = None
