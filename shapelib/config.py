@@ -17,13 +17,14 @@ Environment variables
 Threads
 -------
 The default is **one thread per process**. ``benchmarks/threads.py`` times a 6.9k-vertex
-``eigsh``, a DiffusionNet training step and a small torch matmul loop at 1 and 2 threads, on
-a quiet machine and with a CPU-burning process beside them (``benchmarks/results/threads.json``).
-On a quiet 2-core machine two threads gain at most ~1.5x on the large ops and nothing
-on the small ones; as soon as another process wants the cores (a lab server with many kernels,
-a background run, CI) two busy-waiting OpenMP/BLAS threads per process lose several-fold.
-Notebook-sized work is dominated by small ops, so 1 is the safe default; a student alone on a
-many-core workstation can ``export SHAPELIB_THREADS=all``.
+``eigsh``, a DiffusionNet and a MEPS training step and a small torch matmul loop at 1 and 2
+threads, with and without CPU-burning processes beside them (``benchmarks/results/threads.json``).
+On the 2-core CI/lab machine two threads were 6-33x *slower* than one when the other core was
+already busy (other kernels, a background run; load average 2) and 6-37x slower with one burner
+per core, because OpenMP/BLAS threads spin-wait for a core that is taken. On a truly idle
+2-core machine two threads could at most halve the large ops (not measured: a shared lab
+machine is never idle) and gain little on the small ops that dominate notebooks, so 1 is the
+safe default; alone on a many-core workstation, ``export SHAPELIB_THREADS=all``.
 
 Figures
 -------

@@ -1,14 +1,14 @@
 """Plots of meshes and point clouds.
 
-Static matplotlib renders are the default: they work headless (``MPLBACKEND=Agg``), in CI
-and in notebooks rendered on GitHub. :func:`interactive` uses meshplot when it is
-installed (optional, conda-forge only) and otherwise falls back to the static render.
+Static matplotlib renders (:func:`plot_shape`, :func:`plot_shapes`) work headless, in CI, on
+GitHub and in print: panels share one colour scale with a colour bar, part labels get a legend,
+``edges=True`` draws the mesh, and the whole shape is always in view. :func:`interactive` is a
+plotly view to rotate (JupyterLab, and the exported HTML without a kernel); meshplot remains an
+option when installed through conda (``backend='meshplot'``).
 
 Shapes are drawn with ``up`` (default ``'y'``, the FAUST/ShapeNet convention) pointing up.
 """
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 
@@ -21,35 +21,79 @@ def _to_plot_coords(v: np.ndarray, up: str) -> np.ndarray:
     return v[:, _UP[up]]
 
 
-def _colors(values, n: int, cmap, vmin=None, vmax=None):
-    """Per-item RGBA from scalars ``(n,)``, RGB(A) ``(n, 3|4)`` or None (a flat grey-blue)."""
+QUALITATIVE = ("tab10", "tab20", "tab20b", "tab20c", "Set1", "Set2", "Set3", "Paired", "Accent", "Pastel1", "Pastel2", "Dark2")
+DIVERGING = ("RdBu", "RdBu_r", "coolwarm", "bwr", "seismic", "PiYG", "PRGn", "BrBG", "PuOr", "RdGy", "RdYlBu", "Spectral")
+
+
+def _is_scalar(values, n: int | None = None) -> bool:
+    return values is not None and np.ndim(values) == 1 and (n is None or len(values) == n)
+
+
+def _norm(values_list, cmap: str, vmin=None, vmax=None, norm=None):
+    """One matplotlib Normalize for several scalar arrays (a shared colour scale).
+
+    ``norm='log'``: logarithmic, floored at 1e-3 × the maximum (heat, distances to a point);
+    diverging colour maps (RdBu, coolwarm, ...) get limits symmetric about 0 (eigenfunctions)."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    if norm is not None and not isinstance(norm, str):
+        return norm
+    finite = np.concatenate([np.asarray(v, dtype=float)[np.isfinite(v)] for v in values_list] or [np.zeros(1)])
+    if norm == "log":
+        hi = finite.max() if vmax is None else vmax
+        lo = max(finite[finite > 0].min() if (finite > 0).any() else hi * 1e-3, hi * 1e-3) if vmin is None else vmin
+        return LogNorm(vmin=lo, vmax=hi, clip=True)
+    if norm not in (None, "linear"):
+        raise ValueError(f"norm={norm!r}: use None/'linear', 'log' or a matplotlib Normalize.")
+    lo = finite.min() if vmin is None else vmin
+    hi = finite.max() if vmax is None else vmax
+    if vmin is None and vmax is None and cmap in DIVERGING:
+        lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+    return Normalize(vmin=lo, vmax=hi)
+
+
+def _colors(values, n: int, cmap, vmin=None, vmax=None, norm=None):
+    """Per-item RGBA from scalars ``(n,)``, RGB(A) ``(n, 3|4)`` or None (a flat grey-blue);
+    returns ``(rgba, (cmap, norm) or None)``."""
     import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize
 
     if values is None:
         return np.tile([0.62, 0.71, 0.84, 1.0], (n, 1)), None
     values = np.asarray(values)
-    if values.ndim == 2 and values.shape[1] in (3, 4):
+    if values.ndim == 2 and values.shape[1] in (3, 4) and values.shape[0] == n:
         rgba = np.ones((n, 4))
         rgba[:, : values.shape[1]] = np.clip(values, 0, 1)
         return rgba, None
     if values.shape != (n,):
         raise ValueError(f"values must be (n,) scalars or (n, 3) colours for n={n}, got {values.shape}.")
-    finite = values[np.isfinite(values)]
-    norm = Normalize(vmin=finite.min() if vmin is None else vmin, vmax=finite.max() if vmax is None else vmax)
+    nrm = _norm([values], cmap, vmin, vmax, norm)
     cm = plt.get_cmap(cmap)
-    return cm(norm(values)), (cm, norm)
+    return cm(nrm(values)), (cm, nrm)
+
+
+def _default_point_size(n: int) -> float:
+    """Marker area for a cloud of n points: large for a few hundred points, 1 for dense clouds."""
+    return float(np.clip(3000.0 / max(n, 1), 1.0, 12.0))
 
 
 def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title: str | None = None,
-               view: tuple[float, float] = (15, -60), up: str = "y", vmin=None, vmax=None,
-               colorbar: bool = False, shade: bool = True, point_size: float = 2.0, mark=None):
+               view: tuple[float, float] = (12, -30), up: str = "y", vmin=None, vmax=None,
+               colorbar: bool = False, shade: bool = True, point_size: float | None = None, mark=None,
+               edges: bool = False, norm=None, legend=None, colorbar_label: str | None = None):
     """Draw one shape on a 3-D matplotlib axis.
 
     values : ``(n,)`` per-vertex scalars, ``(n, 3)`` RGB in [0, 1], or None.
-    view : ``(elevation, azimuth)`` in degrees.
+    view : ``(elevation, azimuth)`` in degrees; the default looks at a y-up shape facing +z
+        (FAUST, the synthetic families) from the front, a little to the side.
+    vmin, vmax, norm : colour scale of scalar values (``norm='log'`` for heat; see :func:`plot_shapes`
+        for one scale shared by several panels).
+    colorbar : draw a colour bar (scalar values only), labelled ``colorbar_label``.
+    edges : draw the mesh edges (a wireframe over the colours) — when the discretisation is the point.
+    legend : names of the integer labels in ``values`` (e.g. ``item.part_names``): a legend of
+        the labels present, coloured as drawn (needs ``vmin``/``vmax`` fixed to the label range).
+    point_size : marker area for point clouds (default: from the number of points).
     mark : vertex indices to highlight with red dots (sources, landmarks).
-    Returns the axis.
+    Returns the axis. The whole shape is always in view (the axis box is fitted, never zoomed in).
     """
     import matplotlib.pyplot as plt
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
@@ -58,7 +102,7 @@ def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title:
         fig = plt.figure(figsize=(4, 4))
         ax = fig.add_subplot(projection="3d")
     v = _to_plot_coords(shape.vertices, up)
-    rgba, mapping = _colors(values, shape.n_vertices, cmap, vmin, vmax)
+    rgba, mapping = _colors(values, shape.n_vertices, cmap, vmin, vmax, norm)
     if shape.is_mesh:
         f = shape.faces
         face_rgba = rgba[f].mean(axis=1)
@@ -70,9 +114,11 @@ def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title:
             lam = 0.55 + 0.45 * np.abs(fn @ light)
             face_rgba = face_rgba.copy()
             face_rgba[:, :3] *= lam[:, None]
-        ax.add_collection3d(Poly3DCollection(v[f], facecolors=face_rgba, edgecolors="none", linewidths=0))
+        ec, lw = ((0.1, 0.1, 0.1, 0.55), 0.15) if edges else ("none", 0)
+        ax.add_collection3d(Poly3DCollection(v[f], facecolors=face_rgba, edgecolors=ec, linewidths=lw))
     else:
-        ax.scatter(v[:, 0], v[:, 1], v[:, 2], c=rgba, s=point_size, depthshade=False, linewidths=0)
+        size = _default_point_size(shape.n_vertices) if point_size is None else point_size
+        ax.scatter(v[:, 0], v[:, 1], v[:, 2], c=rgba, s=size, depthshade=True, linewidths=0)
     if mark is not None:
         m = v[np.atleast_1d(mark)]
         ax.scatter(m[:, 0], m[:, 1], m[:, 2], c="red", s=30, depthshade=False)
@@ -81,24 +127,53 @@ def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title:
     ax.set_xlim(lo[0] - pad, hi[0] + pad)
     ax.set_ylim(lo[1] - pad, hi[1] + pad)
     ax.set_zlim(lo[2] - pad, hi[2] + pad)
-    ax.set_box_aspect(hi - lo + 2 * pad, zoom=1.25)
+    # zoom=1: the projected box fits the axes, so no head, foot or chair leg is cut off
+    ax.set_box_aspect(hi - lo + 2 * pad, zoom=1.0)
     ax.view_init(*view)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar and mapping is not None:
-        from matplotlib.cm import ScalarMappable
-
-        plt.colorbar(ScalarMappable(norm=mapping[1], cmap=mapping[0]), ax=ax, shrink=0.6, pad=0.0)
+        _colorbar(ax.figure, mapping, ax, colorbar_label)
+    if legend is not None and mapping is not None:
+        _legend(ax, values, legend, mapping)
     return ax
 
 
-def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size: float = 3.0, **kw):
+def _colorbar(fig, mapping, ax, label=None):
+    from matplotlib.cm import ScalarMappable
+
+    cb = fig.colorbar(ScalarMappable(norm=mapping[1], cmap=mapping[0]), ax=ax, shrink=0.6, pad=0.02, fraction=0.04)
+    if label:
+        cb.set_label(label, fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    return cb
+
+
+def _legend(target, values_list, names, mapping, **kw):
+    """Legend patches for the integer labels present in ``values_list``, coloured as drawn."""
+    from matplotlib.patches import Patch
+
+    if isinstance(values_list, np.ndarray):
+        values_list = [values_list]
+    present = np.unique(np.concatenate([np.asarray(v).ravel() for v in values_list if _is_scalar(v)]))
+    names = dict(enumerate(names)) if not isinstance(names, dict) else names
+    cm, nrm = mapping
+    handles = [Patch(color=cm(nrm(k)), label=str(names.get(int(k), int(k)))) for k in present if int(k) >= 0]
+    return target.legend(handles=handles, fontsize=7, frameon=False, **kw)
+
+
+def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size: float = 3.0,
+                share: bool = True, colorbar: bool | None = None, legend=None, colorbar_label: str | None = None, **kw):
     """A row (or grid) of shapes, each with its own ``values`` — one Figure.
 
     shapes : list of `Shape` (or one Shape with a list of ``values``: the same shape several times).
     values, titles, marks : lists (or None) aligned with ``shapes`` (``marks``: vertex indices to
-        highlight per panel); ``**kw`` goes to :func:`plot_shape`.
+        highlight per panel); ``**kw`` goes to :func:`plot_shape` (``cmap``, ``view``, ``edges``, ``norm``...).
+    share : scalar values of all panels share ONE colour scale (so panels can be compared), shown
+        by one colour bar (``colorbar``, default on when scalars are drawn and no ``legend`` is given).
+    legend : names of integer labels (``item.part_names``): one legend for the figure instead of a
+        colour bar (pass ``vmin``/``vmax`` spanning the label range so colours match across panels).
     """
     marks = kw.pop("marks", None)
     import matplotlib.pyplot as plt
@@ -111,12 +186,35 @@ def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size
     titles = list(titles) if titles is not None else [None] * len(shapes)
     ncols = ncols or len(shapes)
     nrows = int(np.ceil(len(shapes) / ncols))
-    fig = plt.figure(figsize=(size * ncols, size * nrows))
+    scalars = [v for s, v in zip(shapes, values) if _is_scalar(v, s.n_vertices)]
+    mapping = None
+    if scalars and share:
+        import matplotlib.pyplot as plt_
+
+        cmap = kw.get("cmap", "viridis")
+        kw["norm"] = _norm(scalars, cmap, kw.pop("vmin", None), kw.pop("vmax", None), kw.get("norm"))
+        mapping = (plt_.get_cmap(cmap), kw["norm"])
+    if colorbar is None:  # a colour bar for continuous scalars; labels get a legend (or nothing)
+        colorbar = mapping is not None and legend is None and kw.get("cmap", "viridis") not in QUALITATIVE
+    fig = plt.figure(figsize=(size * ncols + (0.6 if colorbar else 0), size * nrows))
     marks = list(marks) if marks is not None else [kw.pop("mark", None)] * len(shapes)
+    axes = []
     for idx, (s, val, t, mk) in enumerate(zip(shapes, values, titles, marks)):
         ax = fig.add_subplot(nrows, ncols, idx + 1, projection="3d")
         plot_shape(s, val, ax=ax, title=t, mark=mk, **kw)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=0.92, wspace=0, hspace=0.05)
+        axes.append(ax)
+    right = 1.0 - (0.9 / fig.get_figwidth() if colorbar and mapping is not None else 0) - (1.3 / fig.get_figwidth() if legend is not None else 0)
+    fig.subplots_adjust(left=0, right=right, bottom=0, top=0.92, wspace=0, hspace=0.05)
+    if colorbar and mapping is not None:
+        cax = fig.add_axes([right + 0.15 / fig.get_figwidth(), 0.2, 0.12 / fig.get_figwidth(), 0.6])
+        from matplotlib.cm import ScalarMappable
+
+        cb = fig.colorbar(ScalarMappable(norm=mapping[1], cmap=mapping[0]), cax=cax)
+        cb.ax.tick_params(labelsize=7)
+        if colorbar_label:
+            cb.set_label(colorbar_label, fontsize=8)
+    if legend is not None and mapping is not None:
+        _legend(fig, scalars, legend, mapping, loc="center right")
     return fig
 
 
@@ -127,13 +225,91 @@ def correspondence_colors(shape: Shape) -> np.ndarray:
     return (v - v.min(0)) / np.maximum(np.ptp(v, axis=0), 1e-300)
 
 
-def interactive(shape: Shape, values=None, **kw):
-    """An interactive meshplot view when meshplot is installed, else the static render."""
-    try:
-        import meshplot as mp
-    except ImportError:
-        warnings.warn("meshplot is not installed (conda install -c conda-forge meshplot); showing a static render.")
-        return plot_shape(shape, values, **kw)
+#: how plotly figures are shown in a Jupyter kernel: the plotly mime type (JupyterLab's built-in
+#: plotly extension, works offline) + HTML with plotly.js embedded once per notebook (~4.8 MB of
+#: output in the executed notebook), so nbconvert's HTML export rotates without a kernel or network.
+#: ``"plotly_mimetype+notebook_connected"`` keeps notebooks small but the HTML then loads plotly.js online.
+PLOTLY_RENDERER = "plotly_mimetype+notebook"
+
+
+def _plotly_renderer() -> None:
+    from . import config
+
+    if config._in_jupyter_kernel():
+        import plotly.io as pio
+
+        if pio.renderers.default != PLOTLY_RENDERER:
+            pio.renderers.default = PLOTLY_RENDERER  # the 'notebook' part embeds plotly.js here, once
+
+
+def interactive(shape: Shape, values=None, cmap: str = "Viridis", title: str | None = None, up: str = "y",
+                vmin=None, vmax=None, mark=None, point_size: float = 3.0, colorbar_title: str | None = None,
+                height: int = 420, backend: str = "plotly"):
+    """An interactive 3-D view to rotate and zoom (drag, scroll); returns a plotly Figure that
+    JupyterLab shows, and that the HTML export of a notebook keeps working without a kernel.
+
+    values : ``(n,)`` scalars (drawn with ``cmap``, a plotly colour scale name, and a colour bar),
+        ``(n, 3)`` RGB in [0, 1] (e.g. :func:`correspondence_colors`), or None.
+    mark : vertex indices drawn as red dots. ``up`` : the axis that points up (default y).
+    Arrays are stored as float32 / int32 binary (a 6,890-vertex mesh adds about 0.3 MB to a
+    notebook): keep one such view per notebook, and the static :func:`plot_shape` for print/CI.
+    ``backend='meshplot'`` uses meshplot instead (conda-forge only).
+    """
+    if backend == "meshplot":
+        try:
+            import meshplot as mp
+        except ImportError as exc:
+            from .errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                "meshplot is not installed (conda install -c conda-forge meshplot); "
+                "use viz.interactive(..., backend='plotly') (the default), which pip installs.") from exc
+        if shape.is_mesh:
+            return mp.plot(shape.vertices, shape.faces, c=values)
+        return mp.plot(shape.vertices, c=values, shading={"point_size": 0.03})
+    if backend != "plotly":
+        raise ValueError(f"backend={backend!r}: use 'plotly' (default) or 'meshplot'.")
+    import plotly.graph_objects as go
+
+    _plotly_renderer()
+    v = np.asarray(shape.vertices, dtype=np.float32)
+    n = len(v)
+    colour: dict = {}
+    if values is not None:
+        values = np.asarray(values)
+        if values.ndim == 2 and values.shape == (n, values.shape[1]) and values.shape[1] in (3, 4):
+            rgb = np.round(255 * np.clip(values[:, :3], 0, 1)).astype(int)
+            colour = {"vertexcolor" if shape.is_mesh else "color": [f"rgb({r},{g},{b})" for r, g, b in rgb]}
+        elif values.shape == (n,):
+            vals = values.astype(np.float32)
+            finite = vals[np.isfinite(vals)]
+            lo = float(finite.min()) if vmin is None else vmin
+            hi = float(finite.max()) if vmax is None else vmax
+            bar = dict(title=dict(text=colorbar_title or ""), thickness=12, len=0.7)
+            if shape.is_mesh:
+                colour = dict(intensity=vals, colorscale=cmap, cmin=lo, cmax=hi, colorbar=bar)
+            else:
+                colour = dict(color=vals, colorscale=cmap, cmin=lo, cmax=hi, colorbar=bar, showscale=True)
+        else:
+            raise ValueError(f"values must be (n,) scalars or (n, 3) colours for n={n}, got {values.shape}.")
     if shape.is_mesh:
-        return mp.plot(shape.vertices, shape.faces, c=values)
-    return mp.plot(shape.vertices, c=values, shading={"point_size": 0.03})
+        f = np.asarray(shape.faces, dtype=np.uint16 if n < 2**16 else np.uint32)  # smaller in the notebook
+        trace = go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2], flatshading=False,
+                          color=None if colour else "#9eb5d6", hoverinfo="skip",
+                          lighting=dict(ambient=0.55, diffuse=0.6, specular=0.1), **colour)
+    else:
+        trace = go.Scatter3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], mode="markers", hoverinfo="skip",
+                             marker=dict(size=point_size, **(colour or {"color": "#6f8fbf"})))
+    traces = [trace]
+    if mark is not None:
+        m = v[np.atleast_1d(mark)]
+        traces.append(go.Scatter3d(x=m[:, 0], y=m[:, 1], z=m[:, 2], mode="markers", marker=dict(size=5, color="red"),
+                                   hoverinfo="skip", showlegend=False))
+    axis_up = {"x": dict(x=1, y=0, z=0), "y": dict(x=0, y=1, z=0), "z": dict(x=0, y=0, z=1)}[up]
+    eye = {"x": dict(x=0.3, y=1.6, z=0.8), "y": dict(x=0.8, y=0.3, z=1.6), "z": dict(x=1.6, y=-0.8, z=0.3)}[up]
+    hidden = dict(visible=False)
+    fig = go.Figure(traces)
+    fig.update_layout(template="none", title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), showlegend=False,
+                      scene=dict(aspectmode="data", xaxis=hidden, yaxis=hidden, zaxis=hidden,
+                                 camera=dict(up=axis_up, eye=eye)))
+    return fig

@@ -1,0 +1,70 @@
+"""Lab defaults set in one place (shapelib.config): threads per process, and figures in a Jupyter
+kernel that inherited MPLBACKEND=Agg."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from shapelib import config
+
+PROBE = """
+import json, shapelib, torch, scipy.linalg
+from threadpoolctl import threadpool_info
+print(json.dumps({"torch": torch.get_num_threads(), "pools": sorted({i["num_threads"] for i in threadpool_info()}),
+                  "omp": __import__("os").environ.get("OMP_NUM_THREADS")}))
+"""
+
+
+def _probe(**env):
+    base = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS") and k != "SHAPELIB_THREADS"}
+    out = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_thread_default_and_override_reach_torch_and_blas():
+    default = _probe()
+    assert default == {"torch": config.DEFAULT_THREADS, "pools": [config.DEFAULT_THREADS], "omp": str(config.DEFAULT_THREADS)}
+    two = _probe(SHAPELIB_THREADS="2", OMP_NUM_THREADS="7")
+    assert two == {"torch": 2, "pools": [2], "omp": "2"}, "SHAPELIB_THREADS is the one knob"
+
+
+def test_threads_parsing(monkeypatch):
+    monkeypatch.setenv("SHAPELIB_THREADS", "all")
+    assert config.threads() == (os.cpu_count() or 1)
+    monkeypatch.setenv("SHAPELIB_THREADS", "0")
+    assert config.threads() is None and config.apply_thread_defaults(0) is None
+    monkeypatch.setenv("SHAPELIB_THREADS", "two")
+    with pytest.raises(ValueError, match="SHAPELIB_THREADS='two'.*positive integer"):
+        config.threads()
+
+
+def test_kernel_with_agg_backend_still_shows_figures(tmp_path):
+    """A notebook executed with MPLBACKEND=Agg in the environment (as a server started by a
+    headless Makefile would pass it on) gets PNG figures once it imports shapelib."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nimport shapelib\nplt.plot([0, 1]); plt.show()"),
+        nbformat.v4.new_code_cell("import matplotlib\nprint(matplotlib.get_backend())"),
+    ])
+    env_before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("MPLBACKEND")
+        else:
+            os.environ["MPLBACKEND"] = env_before
+    kinds = [list(o.get("data", {})) for o in nb.cells[0].outputs]
+    assert any("image/png" in k for k in kinds), f"no figure in the notebook output: {kinds}"
+    assert "inline" in nb.cells[1].outputs[0]["text"]
+
+
+def test_plain_python_keeps_agg():
+    out = subprocess.run([sys.executable, "-c", "import shapelib, matplotlib; print(matplotlib.get_backend())"],
+                         env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().lower() == "agg" and not config.notebook_figures()
