@@ -424,8 +424,8 @@ class Shape:
             raise ShapeError(
                 f"{what} of {self!r} would be wrong: {r.seam_vertices} boundary vertices sit exactly on "
                 "another boundary vertex (a seam, e.g. from texture coordinates or a split export), so the "
-                "surface is cut open there and the two sides do not exchange heat (a sphere's first "
-                "eigenvalue drops from 2 to about 1.6). Weld them: shape, old_to_new = shape.clean() "
+                "surface is cut open there and the two sides do not exchange heat (a unit sphere's first "
+                "nonzero eigenvalue is then no longer 2). Weld them: shape, old_to_new = shape.clean() "
                 "(old_to_new carries per-vertex labels across; clean(merge_tol=...) also welds near-duplicates)."
             )
         if manifold:

@@ -330,6 +330,30 @@ def test_damaged_operator_cache_is_recomputed(counted, tmp_path, damage):
     assert len(counted) == 2 and third.evecs.shape == (s.n_vertices, 16)
 
 
+def test_every_disk_cache_checks_its_arrays(tmp_path, monkeypatch):
+    """Any cached file (synthetic data, geodesic matrices...) lists its arrays; one that lost an
+    array, or fails the caller's check, is recomputed with a warning instead of a KeyError."""
+    from shapelib.cache import disk_cache
+
+    monkeypatch.setenv("SHAPELIB_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"a": np.arange(4.0), "b": np.ones((2, 2))}
+
+    disk_cache("demo", "h", {}, compute)
+    (path,) = (tmp_path / "demo").glob("*.npz")
+    _rewrite(path, drop=("b",))
+    with pytest.warns(UserWarning, match=r"missing arrays \['b'\]\); recomputing"):
+        out = disk_cache("demo", "h", {}, compute)
+    assert len(calls) == 2 and set(out) == {"a", "b"}
+    check = lambda a: None if a["a"].shape == (5,) else "a has the wrong length"  # noqa: E731
+    with pytest.warns(UserWarning, match=r"wrong length\); recomputing"):
+        disk_cache("demo", "h", {}, compute, check=check)
+    assert len(calls) == 3
+
+
 def test_smaller_k_reuses_the_larger_cached_basis(counted, tmp_path):
     s = _icosphere(2)
     big = compute_operators(s, k=64)
