@@ -1,0 +1,113 @@
+"""Every exercise solution in shapelib.solutions runs, at small sizes, and gives the outcome the
+notebook's exercise text announces."""
+import numpy as np
+import pytest
+
+from shapelib import data, solutions
+from shapelib.data.synthetic import variants
+
+
+@pytest.fixture(scope="module")
+def humans():
+    coll = data.humans(source="synthetic")
+    return coll[0].shape, coll[1].shape, coll
+
+
+@pytest.fixture(scope="module")
+def small_human(humans):
+    return variants.make_variant(humans[0], "decimated", seed=0).shape
+
+
+def test_every_solution_is_tested_and_revealable(capsys):
+    names = solutions.available()
+    assert len(names) >= 11 and all(n.startswith("ex0") for n in names)
+    tested = {n[len("test_"):] for n in globals() if n.startswith("test_ex")}
+    assert set(names) <= tested, f"solutions without a test: {set(names) - tested}"
+    assert "def ex01_convergence" in solutions.reveal("ex01_convergence")
+    with pytest.raises(KeyError, match="available"):
+        solutions.reveal("ex99_nothing")
+
+
+def test_ex00_variant_ground_truth(humans):
+    out = solutions.ex00_variant_ground_truth(humans[0], "decimated")
+    assert out["n_vertices"] < out["of"] and out["max_gt_distance_in_edges"] < 1
+
+
+def test_ex00_geodesic_vs_euclidean(small_human, humans):
+    out = solutions.ex00_geodesic_vs_euclidean(small_human)
+    assert out["max_ratio"] > 2 and out["geodesic"] > out["euclidean"]
+
+
+def test_ex01_convergence():
+    out = solutions.ex01_convergence(subdivisions=(2, 3, 4))
+    assert np.all(np.diff(out["max_rel_error"]) < 0) and 1.5 < out["order"] < 2.5, out
+
+
+def test_ex01_mass_matrices():
+    out = solutions.ex01_mass_matrices(subdivision=3)
+    # consistent mass: Rayleigh-Ritz upper bounds (too high); lumped mass: biased low here
+    assert out["full_mean_signed_error"] > 0 > out["lumped_mean_signed_error"], out
+
+
+def test_ex01_intrinsic_delaunay(small_human):
+    out = solutions.ex01_intrinsic_delaunay(small_human, k=20)
+    assert 0 < out["obtuse_fraction"] < 1 and out["median_rel_diff"] < 0.1
+
+
+def test_ex01_descriptor_times(humans):
+    out = solutions.ex01_descriptor_times(humans[0], humans[1], n_query=100)
+    assert set(out) >= {"all 16 times", "small t only", "large t only"}
+    assert all(0 <= v < 1 for v in out.values())
+
+
+def test_ex01_noise(humans):
+    out = solutions.ex01_noise(humans[0], humans[1], n_query=100)
+    assert out["HKS clean"] < 0.5 and out["WKS noisy"] > 0 and len(out) == 4
+
+
+def test_ex01_cloud_density(humans):
+    out = solutions.ex01_cloud_density(humans[0], n_points=1000)
+    full, sub = out.values()
+    assert full < 0.1 and sub < 0.5
+
+
+@pytest.fixture(scope="module")
+def meps_task(humans):
+    from shapelib.meps import label_set, prepare
+
+    coll = humans[2]
+    ref = coll[0].shape.vertices
+    L = label_set(ref, 60, 12)
+    train = [coll[i].shape.vertices[L.points] for i in range(3)]
+    test = [coll[i].shape.vertices[L.points] for i in (3, 4)]
+    P_train = prepare(train, [L.labels] * 3, k=8)
+    P_test = prepare(test, [L.labels] * 2, k=8)
+    return dict(L=L, ref=ref, coll=coll, train=train, test=test, P_train=P_train, P_test=P_test)
+
+
+def test_ex03_equal_compute(meps_task):
+    t = meps_task
+    out = solutions.ex03_equal_compute(t["P_train"], t["P_test"], t["L"].labels, t["L"].n_labels, epochs=2, meta_widths=(8, 16, 16))
+    assert out["epochs for equal time"] >= 2 and all(0 <= out[k] <= 100 for k in ("MEPS", "FeaStNet-S, same seconds"))
+
+
+def test_ex03_shared_gap(meps_task):
+    t = meps_task
+    out = solutions.ex03_shared_gap(t["P_train"], t["P_test"], t["L"].labels, t["L"].n_labels, epochs=2, meta_widths=(8, 16, 16))
+    assert set(out) == {"MEPS", "shared f (§3.3)"}
+
+
+def test_ex03_exact_labels(meps_task):
+    t = meps_task
+    out = solutions.ex03_exact_labels([t["coll"][i].shape.vertices for i in range(2)], [t["coll"][3].shape.vertices], t["ref"],
+                                      sizes=(30, 60), epochs=2, meta_widths=(8, 16, 16), k=8)
+    assert list(out) == [30, 60] and all(0 <= a <= 100 for a in out.values())
+
+
+def test_ex03_rotations(meps_task):
+    from shapelib.meps import PointSignatureNet
+
+    t = meps_task
+    out = solutions.ex03_rotations({"FeaStNet-S": PointSignatureNet(t["L"].n_labels, "feast")}, t["test"], t["L"].labels,
+                                   degrees=30, k=8)
+    assert set(out["FeaStNet-S"]) == {"upright", "rotated 30°"}
