@@ -31,6 +31,15 @@ Backends (``backend=``):
 All products are stable for small σ (log-sum-exp with the row maximum subtracted; σ = 1e-2
 gives finite values and gradients) and differentiable w.r.t. both feature sets and ``X``.
 Everything runs on the device of its inputs.
+
+Precision. The torch backend forms the logits ``−‖a−b‖²/2σ²`` by the GEMM expansion
+``|a|² + |b|² − 2a·b``, whose float32 rounding error is about ``ε₃₂ · (|a|² + |b|²) / 2σ²`` — for a
+130-d spectral embedding (``|a|² ≈ 140``) at σ = 1e-2 that is 1e-2 in every logit, i.e. a 1e-2
+relative error in ``Π @ X``. Float32 features are therefore turned into logits in float64 (GEMM and
+log-sum-exp; the exponentials and every product with ``X`` stay float32) whenever that estimate
+exceeds :data:`LOGIT_TOL` (``logits='auto'``); ``logits='float32'`` forces the fast path (e.g. GPUs
+with slow float64), ``'float64'`` the exact one. KeOps forms ``‖a−b‖²`` from the differences and
+needs no such care; SDPA is the expansion inside a fused kernel and keeps its float32 error.
 """
 from __future__ import annotations
 
@@ -44,6 +53,9 @@ from pathlib import Path
 import torch
 
 BACKENDS = ("auto", "torch", "keops", "sdpa", "dense", "kdtree")
+#: float32 logits are used while their estimated error ``ε₃₂ (max|a|² + max|b|²) / 2σ²`` stays below this
+LOGIT_TOL = 1e-6
+LOGITS = ("auto", "float32", "float64")
 #: bytes of one ``(chunk, n_src)`` block the torch backend may allocate (several live at once)
 BLOCK_BYTES = int(os.environ.get("SHAPELIB_BLOCK_BYTES", 2**27))
 
@@ -112,9 +124,25 @@ def _logits(ac, b, b2, s):
     return S.mul_(-0.5 * s)
 
 
+def logit_dtype(a: torch.Tensor, b: torch.Tensor, sigma: float, logits: str = "auto") -> torch.dtype:
+    """The dtype the torch backend forms the logits in (see the module docstring, Precision):
+    float64 for float32 features when ``ε₃₂ (max|a|² + max|b|²) / 2σ² > LOGIT_TOL``."""
+    if logits not in LOGITS:
+        raise ValueError(f"logits={logits!r}: choose one of {LOGITS}.")
+    if a.dtype == torch.float64 or logits == "float32":
+        return a.dtype
+    if logits == "float64":
+        return torch.float64
+    with torch.no_grad():
+        r2 = float((a * a).sum(1).max()) + float((b * b).sum(1).max())
+    return torch.float64 if torch.finfo(a.dtype).eps * r2 / (2 * sigma**2) > LOGIT_TOL else a.dtype
+
+
 class _SoftMapProduct(torch.autograd.Function):
     """``Π @ V`` (``transpose=False``, V ``(n_src, d)``) or ``Πᵀ @ V`` (V ``(n_tgt, d)``),
-    with ``Π = softmax_rows(−s/2 · ‖a_i − b_j‖²)``, chunked over target rows.
+    with ``Π = softmax_rows(−s/2 · ‖a_i − b_j‖²)``, chunked over target rows. The logits and the
+    per-row log-sum-exp are formed in ``wide`` (float64 for float32 inputs at small σ), the rest
+    in the inputs' dtype.
 
     Saves only the inputs, the output and the per-row log-sum-exp; backward recomputes each
     ``(chunk, n_src)`` block. With ``dS = P ∘ (dP − rowsum(P ∘ dP))``:
@@ -122,40 +150,43 @@ class _SoftMapProduct(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a, b, V, s: float, chunk: int, transpose: bool):
+    def forward(ctx, a, b, V, s: float, chunk: int, transpose: bool, wide: torch.dtype, mu):
         n_tgt, n_src = a.shape[0], b.shape[0]
         out = V.new_zeros((n_src if transpose else n_tgt, V.shape[1]))
-        lse = a.new_empty(n_tgt)
-        b2 = (b * b).sum(1)
+        lse = a.new_empty(n_tgt, dtype=wide)
+        bw = _shift(b, wide, mu)
+        b2 = (bw * bw).sum(1)
         for i in range(0, n_tgt, chunk):
-            ac = a[i:i + chunk]
-            S = _logits(ac, b, b2, s)
+            S = _logits(_shift(a[i:i + chunk], wide, mu), bw, b2, s)
             m = S.max(dim=1).values
-            E = S.sub_(m[:, None]).exp_()  # one exp pass; normalised below
+            E = S.sub_(m[:, None]).to(V.dtype).exp_()  # one exp pass; normalised below
             z = E.sum(1)
-            lse[i:i + chunk] = m + z.log()
+            lse[i:i + chunk] = m + z.log().to(wide)
             if transpose:
                 out.addmm_(E.T, V[i:i + chunk] / z[:, None])
             else:
                 out[i:i + chunk] = (E @ V).div_(z[:, None])
-        ctx.save_for_backward(a, b, V, lse, out)
-        ctx.s, ctx.chunk, ctx.transpose = s, chunk, transpose
+        ctx.save_for_backward(a, b, V, lse, out, mu)
+        ctx.s, ctx.chunk, ctx.transpose, ctx.wide = s, chunk, transpose, wide
         return out
 
     @staticmethod
     def backward(ctx, g):
-        a, b, V, lse, out = ctx.saved_tensors
-        s, chunk, transpose = ctx.s, ctx.chunk, ctx.transpose
+        a, b, V, lse, out, mu = ctx.saved_tensors
+        s, chunk, transpose, wide = ctx.s, ctx.chunk, ctx.transpose, ctx.wide
         need_a, need_b, need_V = ctx.needs_input_grad[:3]
         g = g.contiguous()
         ga = torch.zeros_like(a) if need_a else None
         gb = torch.zeros_like(b) if need_b else None
         gV = torch.zeros_like(V) if need_V else None
-        b2 = (b * b).sum(1)
+        bw = _shift(b, wide, mu)
+        b2 = (bw * bw).sum(1)
+        bc = bw.to(b.dtype)  # centred, for the gradient formulas
         for i in range(0, a.shape[0], chunk):
             sl = slice(i, i + chunk)
-            ac = a[sl]
-            P = _logits(ac, b, b2, s).sub_(lse[sl, None]).exp_()
+            aw = _shift(a[sl], wide, mu)
+            ac = aw.to(a.dtype)
+            P = _logits(aw, bw, b2, s).sub_(lse[sl, None]).to(V.dtype).exp_()
             if transpose:  # out_j = Σ_i P_ij V_i
                 PgV = P @ g  # (c, d)
                 if need_V:
@@ -163,25 +194,40 @@ class _SoftMapProduct(torch.autograd.Function):
                 if not (need_a or need_b):
                     continue
                 dP = V[sl] @ g.T
-                D = (V[sl] * PgV).sum(1)
             else:  # out_i = Σ_j P_ij V_j
                 if need_V:
                     gV.addmm_(P.T, g[sl])
                 if not (need_a or need_b):
                     continue
                 dP = g[sl] @ V.T
-                D = (g[sl] * out[sl]).sum(1)
-            dS = dP.sub_(D[:, None]).mul_(P)
+            # dS = P ∘ (dP − D) with D = rowsum(P ∘ dP) / rowsum(P) from this very block: rows of
+            # dS then sum to 0 whatever the rounding of P (lse), and a one-hot row (σ far below
+            # the point spacing) gives dS ≈ 0 instead of rounding noise multiplied by s
+            dS = dP.mul_(P)
+            D = dS.sum(1).div_(P.sum(1))
+            dS.addcmul_(P, D[:, None], value=-1.0)
             if need_a:
-                ga[sl] = -s * (dS.sum(1)[:, None] * ac - dS @ b)
+                ga[sl] = -s * (dS.sum(1)[:, None] * ac - dS @ bc)
             if need_b:
-                gb.addmm_(dS.T, ac, alpha=s).sub_(s * dS.sum(0)[:, None] * b)
-        return ga, gb, gV, None, None, None
+                gb.addmm_(dS.T, ac, alpha=s).sub_(s * dS.sum(0)[:, None] * bc)
+        return ga, gb, gV, None, None, None, None, None
 
 
-def _torch_product(a, b, V, sigma, chunk, transpose):
-    chunk = _rows_per_chunk(b.shape[0], chunk)
-    return _SoftMapProduct.apply(a, b, V, 1.0 / sigma**2, chunk, transpose)
+def _shift(x, wide, mu):
+    """``x`` in the logits' dtype, centred there (``mu`` given) so that no float32 digit is lost."""
+    return x.to(wide) if mu is None else x.to(wide) - mu
+
+
+def _torch_product(F_tgt, F_src, V, sigma, chunk, transpose, logits="auto"):
+    """Centres both sets on the source mean — in float64 inside the product when the logits are
+    widened, so the translation itself rounds nothing."""
+    b, a = _centered(F_src, F_tgt)
+    wide = logit_dtype(a, b, sigma, logits)
+    mu = None
+    if wide != a.dtype:
+        a, b, mu = F_tgt, F_src, F_src.detach().to(wide).mean(0, keepdim=True)
+    chunk = _rows_per_chunk(F_src.shape[0], chunk, width=torch.finfo(wide).bits // 32)
+    return _SoftMapProduct.apply(a, b, V, 1.0 / sigma**2, chunk, transpose, wide, mu)
 
 
 def _dense_pi(a, b, sigma):
@@ -376,7 +422,8 @@ class SoftMap:
         ``SoftMap(F1, F2, σ)`` is ``Π21``: shape 2 = target rows, shape 1 = source columns.
     sigma : blur in feature units (> 0); the paper uses 1e-2.
     backend : see the module docstring. chunk : target rows per block (torch backend; default
-        sized so one block is ≤ ``BLOCK_BYTES``).
+        sized so one block is ≤ ``BLOCK_BYTES``). logits : ``'auto'`` / ``'float32'`` / ``'float64'``,
+        the dtype the torch backend forms float32 features' logits in (module docstring, Precision).
 
     ``Π @ X`` (``X (n_src, d)`` → ``(n_tgt, d)``), ``Π.T @ Y`` (``Y (n_tgt, d)`` → ``(n_src, d)``),
     ``Π.argmax()`` (``(n_tgt,) long``, = nearest source point) — differentiable w.r.t. F_src,
@@ -384,12 +431,14 @@ class SoftMap:
     """
 
     def __init__(self, F_src: torch.Tensor, F_tgt: torch.Tensor, sigma: float, backend: str = "auto",
-                 chunk: int | None = None):
+                 chunk: int | None = None, logits: str = "auto"):
         _check_features(F_src, F_tgt)
         sigma = float(sigma)
         if not sigma > 0:
             raise ValueError(f"SoftMap: sigma must be > 0, got {sigma}.")
-        self.F_src, self.F_tgt, self.sigma, self.chunk = F_src, F_tgt, sigma, chunk
+        if logits not in LOGITS:
+            raise ValueError(f"SoftMap: logits={logits!r}: choose one of {LOGITS}.")
+        self.F_src, self.F_tgt, self.sigma, self.chunk, self.logits = F_src, F_tgt, sigma, chunk, logits
         self.backend = resolve_backend(backend, F_src.device)
 
     @property
@@ -406,13 +455,14 @@ class SoftMap:
                           "Πᵀ @ Y needs one row per target point" if transpose else "Π @ X needs one row per source point")
         squeeze = V.ndim == 1
         V = V[:, None] if squeeze else V
-        b, a = _centered(self.F_src, self.F_tgt)
         backend = self.backend
         if (backend == "sdpa" and transpose) or backend == "kdtree":
             backend = "torch"
         if backend == "torch":
-            out = _torch_product(a, b, V, self.sigma, self.chunk, transpose)
-        elif backend == "keops":
+            out = _torch_product(self.F_tgt, self.F_src, V, self.sigma, self.chunk, transpose, self.logits)
+            return out[:, 0] if squeeze else out
+        b, a = _centered(self.F_src, self.F_tgt)
+        if backend == "keops":
             out = _keops_product(a, b, V, self.sigma, transpose)
         elif backend == "sdpa":
             out = _sdpa_product(a, b, V, self.sigma)

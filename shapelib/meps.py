@@ -187,12 +187,11 @@ class GraphConv(nn.Module):
             if embedding is None:
                 raise ValueError("a MEPS conv needs the meta-learner's embedding (n, meta_dim).")
             flat, lead = self.head(embedding), (embedding.shape[0],)
-        out, start = {}, 0
-        for name, (shape, _) in self.blocks.items():
-            size = int(np.prod(shape))
-            out[name] = flat[..., start:start + size].reshape(*lead, *shape)
-            start += size
-        return out
+        # one split (its backward is one concatenation; slicing would allocate and fill a
+        # zero (n, n_theta) gradient per block)
+        sizes = [int(np.prod(shape)) for shape, _ in self.blocks.values()]
+        return {name: part.reshape(*lead, *shape)
+                for (name, (shape, _)), part in zip(self.blocks.items(), flat.split(sizes, dim=-1))}
 
     def relations(self, x: torch.Tensor, graph: Graph, embedding: torch.Tensor | None = None) -> torch.Tensor:
         """``(n, K, M)`` relation weights r_ik (softmax over the M heads)."""
@@ -231,7 +230,95 @@ class PointNetEncoder(nn.Module):
     def forward(self, points: torch.Tensor, graph: Graph) -> torch.Tensor:
         rel = self.local_points(points, graph)
         n, K, _ = rel.shape
-        return self.mlp(rel.reshape(n * K, 3)).reshape(n, K, -1).max(1).values
+        h = rel.reshape(n * K, 3)
+        for layer in self.mlp[:-3]:
+            h = layer(h)
+        lin, bn = self.mlp[-3], self.mlp[-2]
+        return linear_bn_relu_max(h.view(n, K, -1), lin, bn)
+
+
+# ----------------------------------------------------------------------------- fused last layer
+
+
+def _row_chunk(K: int, D: int, itemsize: int = 4) -> int:
+    from .kernels import BLOCK_BYTES
+
+    return max(1, BLOCK_BYTES // (4 * K * D * itemsize))
+
+
+class _MaxOfLinear(torch.autograd.Function):
+    """``m_ic = h_{i,k*} · W_c`` with ``k* = argmax_k sign_c (h_ik · W_c)``: the max (``sign = +1``)
+    or min (``−1``) over each neighbourhood of a linear layer, without storing the ``(n, K, D)``
+    pre-activations. Forward and backward are chunked GEMMs over neighbourhoods; only the
+    ``(n, D)`` winners' indices are saved."""
+
+    @staticmethod
+    def forward(ctx, h, W, sign, chunk: int):
+        n, K, C = h.shape
+        D = W.shape[0]
+        out = h.new_empty((n, D))
+        arg = torch.empty((n, D), dtype=torch.long, device=h.device)
+        for i in range(0, n, chunk):
+            z = (h[i:i + chunk].reshape(-1, C) @ W.T).view(-1, K, D).mul_(sign)
+            v, a = z.max(1)
+            out[i:i + chunk], arg[i:i + chunk] = v.mul_(sign), a
+        ctx.save_for_backward(h, W, arg)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        h, W, arg = ctx.saved_tensors
+        n, K, C = h.shape
+        D = W.shape[0]
+        gh = torch.empty_like(h) if ctx.needs_input_grad[0] else None
+        gW = torch.zeros_like(W) if ctx.needs_input_grad[1] else None
+        g = g.contiguous()
+        for i in range(0, n, ctx.chunk):
+            gc = g[i:i + ctx.chunk]
+            G = gc.new_zeros((gc.shape[0], K, D)).scatter_(1, arg[i:i + ctx.chunk, None, :], gc[:, None, :]).view(-1, D)
+            if gh is not None:
+                gh[i:i + ctx.chunk] = (G @ W).view(-1, K, C)
+            if gW is not None:
+                gW.addmm_(G.T, h[i:i + ctx.chunk].reshape(-1, C))
+        return gh, gW, None, None
+
+
+def linear_bn_relu_max(h: torch.Tensor, lin: nn.Linear, bn: nn.BatchNorm1d) -> torch.Tensor:
+    """``max_k ReLU(BN(lin(h_ik)))`` for ``h (n, K, C)`` → ``(n, D)``, the PointNet encoder's last
+    layer and max-pool, equal to the layer-by-layer formula (BatchNorm statistics over all
+    ``n·K`` rows, running statistics updated the same way) without the ``(n·K, D)`` tensors:
+
+    * BatchNorm's batch mean and (biased) variance of ``z = W h + b`` follow from the mean and
+      the ``C × C`` covariance of ``h``: ``μ_z = W μ_h + b``, ``var_z = diag(W Σ_h Wᵀ)``;
+    * BN is per-channel affine and ReLU monotone, so the max over ``k`` moves inside: it is the
+      max of ``z`` (min where BN's scale ``γ/√(var+ε)`` is negative), found by chunked GEMMs.
+    """
+    n, K, C = h.shape
+    N = n * K
+    W, b = lin.weight, lin.bias if lin.bias is not None else h.new_zeros(lin.out_features)
+    if bn.training or bn.running_mean is None:
+        hf = h.reshape(N, C)
+        mu_h = hf.mean(0)
+        hc = hf - mu_h
+        cov = hc.T @ hc / N
+        mean = W @ mu_h + b
+        var = ((W @ cov) * W).sum(1)
+        if bn.training and bn.track_running_stats:
+            with torch.no_grad():
+                bn.num_batches_tracked.add_(1)
+                m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+                bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                bn.running_var.mul_(1 - m).add_(var.detach() * (N / max(N - 1, 1)), alpha=m)
+    else:
+        mean, var = bn.running_mean, bn.running_var
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    sign = torch.where(scale.detach() >= 0, 1.0, -1.0).to(h.dtype)
+    zmax = _MaxOfLinear.apply(h, W, sign, _row_chunk(K, W.shape[0], h.element_size())) + b
+    y = (zmax - mean) * scale
+    return torch.relu(y + bn.bias if bn.bias is not None else y)
 
 
 # ----------------------------------------------------------------------------- the network

@@ -164,3 +164,26 @@ def test_keops_equals_dense_reference(keops_ok, feats):
     assert rel(piT, SoftMap(feats["src"].detach(), feats["tgt"].detach(), 0.4, backend="dense").T @ feats["Y"].detach()) < RTOL
     A, B = feats["tgt"].detach(), feats["src"].detach()
     assert torch.equal(nearest(B, A, backend="keops"), torch.cdist(A, B).argmin(1))
+
+
+@pytest.mark.parametrize("transpose", [False, True], ids=["Pi@X", "PiT@Y"])
+def test_float32_matches_float64_at_small_sigma(transpose):
+    """σ = 1e-2 on features of norm ~14 (like a 130-d spectral embedding): the float32 GEMM
+    expansion |a|² + |b|² − 2a·b alone would err by ~1e-2 in every logit; the product must match
+    the float64 computation from the same float32 inputs (values 1e-5, gradients 3e-4)."""
+    g = torch.Generator().manual_seed(4)
+    p = 32
+    centres = torch.randn(30, p, generator=g, dtype=torch.float64) * 2.5  # |c|² ≈ 200
+    src = centres.repeat_interleave(10, 0) + 0.004 * torch.randn(300, p, generator=g, dtype=torch.float64)
+    tgt = centres.repeat_interleave(8, 0) + 0.004 * torch.randn(240, p, generator=g, dtype=torch.float64)
+    X, Y = torch.randn(300, 5, generator=g, dtype=torch.float64), torch.randn(240, 5, generator=g, dtype=torch.float64)
+    f32 = {"src": src.float(), "tgt": tgt.float(), "X": X.float(), "Y": Y.float()}
+    f64 = {k: v.double().requires_grad_(True) for k, v in f32.items()}  # the same float32 numbers
+    f32 = {k: v.requires_grad_(True) for k, v in f32.items()}
+    ref = _value_and_grads("dense", f64, 1e-2, transpose)
+    P = SoftMap(f64["src"], f64["tgt"], 1e-2, backend="dense").dense()
+    assert 0.05 < float(P.max(1).values.mean()) < 0.9, "test premise: Π is neither uniform nor one-hot"
+    got = _value_and_grads("torch", f32, 1e-2, transpose, chunk=100)
+    # values ~2e-7; feature gradients ~1e-4 (float32 dS @ F with |F| ~ 14 ≫ the ~0.03 distances that matter)
+    for name, a, b, tol in zip(("value", "d/dF_src", "d/dF_tgt", "d/dV"), got, ref, (1e-5, 3e-4, 3e-4, 1e-5)):
+        assert rel(a.double(), b) < tol, f"float32 {name} differs from float64 by {rel(a.double(), b):.1e}"

@@ -181,3 +181,52 @@ def test_bad_input_gets_a_clear_error(cloud, graph):
         GraphConv(3, 4, relation="meps", meta_dim=8)(cloud, graph)
     with pytest.raises(ValueError, match=r"\(n, 3\)"):
         knn_graph(torch.randn(10, 2), 3)
+
+
+def _layer_by_layer(enc, points, graph):
+    """The encoder as the paper writes it: every layer on all n·K points, then max over k."""
+    rel = enc.local_points(points, graph)
+    n, K, _ = rel.shape
+    return enc.mlp(rel.reshape(n * K, 3)).reshape(n, K, -1).max(1).values
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 5e-5)])
+def test_fused_encoder_equals_layer_by_layer_formula(icosphere, dtype, tol):
+    """The fused last layer (BN statistics from the C×C covariance, max inside BN and ReLU,
+    chunked GEMMs) gives the layer-by-layer outputs, gradients and running statistics; a
+    negative BN scale (max becomes min) and a padded mesh graph included."""
+    import copy
+
+    import shapelib.kernels as kernels
+
+    g = mesh_graph(icosphere)
+    pts = torch.as_tensor(icosphere.vertices, dtype=dtype)
+    torch.manual_seed(0)
+    enc = PointNetEncoder((8, 16, 12)).to(dtype)
+    with torch.no_grad():
+        enc.mlp[-2].weight.copy_(torch.randn(12, dtype=dtype))  # some scales negative
+        enc.mlp[-2].bias.copy_(torch.randn(12, dtype=dtype) * 0.3)
+    ref = copy.deepcopy(enc)
+    old = kernels.BLOCK_BYTES
+    kernels.BLOCK_BYTES = 4 * g.K * 12 * 8 * 7  # several chunks of 7 neighbourhoods
+    try:
+        out = enc(pts, g)
+        out_detached = out.detach()
+    finally:
+        kernels.BLOCK_BYTES = old
+    want = _layer_by_layer(ref, pts, g)
+    rel = lambda a, b: float((a - b).abs().max() / b.abs().max())  # noqa: E731
+    assert rel(out_detached, want.detach()) < tol, f"fused forward differs by {rel(out_detached, want.detach()):.1e}"
+    w = torch.randn_like(want)
+    (out * w).sum().backward()
+    (want * w).sum().backward()
+    # (the first layers' biases feed a BatchNorm: their true gradient is 0, compare on the global scale)
+    scale = max(float(q.grad.abs().max()) for q in ref.parameters())
+    for (name, p), q in zip(enc.named_parameters(), ref.parameters()):
+        err = float((p.grad - q.grad).abs().max()) / scale
+        assert err < 100 * tol, f"gradient of {name} differs by {err:.1e}"
+    for a, b in zip(enc.buffers(), ref.buffers()):
+        assert torch.allclose(a.double(), b.double(), rtol=10 * tol, atol=10 * tol), "running statistics differ"
+    enc.eval(), ref.eval()
+    with torch.no_grad():
+        assert rel(enc(pts, g), _layer_by_layer(ref, pts, g)) < tol, "eval mode (running statistics) differs"
