@@ -79,7 +79,7 @@ def _default_point_size(n: int) -> float:
 def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title: str | None = None,
                view: tuple[float, float] = (12, -30), up: str = "y", vmin=None, vmax=None,
                colorbar: bool = False, shade: bool = True, point_size: float | None = None, mark=None,
-               edges: bool = False, norm=None, legend=None, colorbar_label: str | None = None):
+               edges: bool = False, norm=None, legend=None, colorbar_label: str | None = None, focus=None):
     """Draw one shape on a 3-D matplotlib axis.
 
     values : ``(n,)`` per-vertex scalars, ``(n, 3)`` RGB in [0, 1], or None.
@@ -93,7 +93,9 @@ def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title:
         the labels present, coloured as drawn (needs ``vmin``/``vmax`` fixed to the label range).
     point_size : marker area for point clouds (default: from the number of points).
     mark : vertex indices to highlight with red dots (sources, landmarks).
-    Returns the axis. The whole shape is always in view (the axis box is fitted, never zoomed in).
+    focus : ``(centre, radius)`` — draw only the part of the shape within ``radius`` of the point
+        ``centre`` (a close-up, e.g. with ``edges=True`` to compare discretisations).
+    Returns the axis. The whole shape (or focus region) is in view: the axis box is fitted, never zoomed in.
     """
     import matplotlib.pyplot as plt
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
@@ -101,8 +103,12 @@ def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title:
     if ax is None:
         fig = plt.figure(figsize=(4, 4))
         ax = fig.add_subplot(projection="3d")
-    v = _to_plot_coords(shape.vertices, up)
     rgba, mapping = _colors(values, shape.n_vertices, cmap, vmin, vmax, norm)
+    if focus is not None:
+        shape, keep = _focus(shape, *focus)
+        rgba = rgba[keep]
+        mark = None if mark is None else np.flatnonzero(np.isin(keep, np.atleast_1d(mark)))
+    v = _to_plot_coords(shape.vertices, up)
     if shape.is_mesh:
         f = shape.faces
         face_rgba = rgba[f].mean(axis=1)
@@ -138,6 +144,19 @@ def plot_shape(shape: Shape, values=None, ax=None, cmap: str = "viridis", title:
     if legend is not None and mapping is not None:
         _legend(ax, values, legend, mapping)
     return ax
+
+
+def _focus(shape: Shape, centre, radius: float):
+    """The part of ``shape`` within ``radius`` of ``centre``: (sub-shape, kept vertex indices)."""
+    inside = np.linalg.norm(shape.vertices - np.asarray(centre, dtype=float), axis=1) <= radius
+    if not inside.any():
+        raise ValueError(f"focus: no vertex within {radius} of {centre}; choose a centre on the shape.")
+    if not shape.is_mesh:
+        keep = np.flatnonzero(inside)
+        return Shape(shape.vertices[keep]), keep
+    faces = shape.faces[inside[shape.faces].all(axis=1)]
+    keep, faces = np.unique(faces, return_inverse=True)
+    return Shape(shape.vertices[keep], faces.reshape(-1, 3)), keep
 
 
 def _colorbar(fig, mapping, ax, label=None):

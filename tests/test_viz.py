@@ -104,3 +104,13 @@ def test_interactive_plotly_mesh_and_cloud(tall):
     assert json.loads(cloud.to_json())["data"][1]["marker"]["color"] == "red"
     with pytest.raises(ValueError, match="values must be"):
         viz.interactive(tall, np.zeros(3))
+
+
+def test_focus_draws_a_close_up(tall):
+    top = tall.vertices[tall.vertices[:, 1].argmax()]
+    ax = viz.plot_shape(tall, tall.vertices[:, 1], focus=(top, 0.3), edges=True, mark=[int(tall.vertices[:, 1].argmax())])
+    drawn = len(ax.collections[0].get_paths())
+    assert 0 < drawn < len(tall.faces) and len(ax.collections) == 2, "only the faces near the top, and the mark"
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="focus"):
+        viz.plot_shape(tall, None, focus=(top + 10, 0.1))
