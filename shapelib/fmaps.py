@@ -173,11 +173,38 @@ def _normalized_evals(basis1, basis2, k1, k2):
     return e1 / s, e2 / s
 
 
+def laplacian_mask(basis1: SpectralBasis, basis2: SpectralBasis, k1: int, k2: int, kind: str = "resolvent",
+                   gamma: float = 0.5) -> torch.Tensor:
+    """``(k2, k1)`` weights ``m_ij`` of the Laplacian commutativity term ``Σ_ij m_ij C_ij²``.
+
+    ``'squared'``: ``(λ1_j − λ2_i)²`` (eigenvalues divided by the largest one used), i.e.
+    ``‖C Λ1 − Λ2 C‖²``. ``'resolvent'`` (Ren et al. 2019, pyFM's default): the same with the
+    bounded resolvent ``R(λ) = (λ^γ − i)⁻¹``, ``m_ij = |R(λ1_j) − R(λ2_i)|²``; same null space
+    (exactly commuting maps), but it does not grow without bound with k.
+    """
+    l1, l2 = _normalized_evals(basis1, basis2, k1, k2)
+    if kind == "squared":
+        return (l1[None, :] - l2[:, None]) ** 2
+    if kind != "resolvent":
+        raise ValueError(f"laplacian_mask(kind={kind!r}): choose 'resolvent' or 'squared'.")
+    g1, g2 = l1.clamp_min(0) ** gamma, l2.clamp_min(0) ** gamma
+    re1, im1 = g1 / (g1**2 + 1), 1 / (g1**2 + 1)
+    re2, im2 = g2 / (g2**2 + 1), 1 / (g2**2 + 1)
+    return (re1[None, :] - re2[:, None]) ** 2 + (im1[None, :] - im2[:, None]) ** 2
+
+
 def multiplication_operators(desc: torch.Tensor, basis: SpectralBasis, k: int) -> torch.Tensor:
     """Descriptor-preservation operators (Nogneng & Ovsjanikov 2017): ``Φ† diag(f) Φ`` for every
     column ``f`` of ``desc (n, d)`` → ``(d, k, k)``."""
     Phi = basis.phi(k)
-    return torch.einsum("ni,nd,nj->dij", Phi * basis.M[:, None], desc, Phi)
+    return _triple_products(Phi * basis.M[:, None], desc, Phi)
+
+
+def _triple_products(W: torch.Tensor, F: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """``out[d, i, j] = Σ_n W[n, i] F[n, d] G[n, j]`` for ``W (n, k1)``, ``F (n, d)``, ``G (n, k2)``
+    as one matrix product (3× faster than the three-operand einsum)."""
+    n, d = F.shape
+    return (W.T @ (F[:, :, None] * G[:, None, :]).reshape(n, -1)).reshape(W.shape[1], d, G.shape[1]).transpose(0, 1)
 
 
 def orientation_operators(desc: torch.Tensor, ops, basis: SpectralBasis, k: int) -> torch.Tensor:
@@ -194,24 +221,90 @@ def orientation_operators(desc: torch.Tensor, ops, basis: SpectralBasis, k: int)
     gyP = torch.as_tensor(ops.grad_y @ Phi_np, device=dev, dtype=dt)
     MPhi = Phi * basis.M[:, None]
     # n × ∇f = (−∂y f, ∂x f) in the frame; dot with ∇g = (∂x g, ∂y g)
-    return torch.einsum("ni,nd,nj->dij", MPhi, -gyf, gxP) + torch.einsum("ni,nd,nj->dij", MPhi, gxf, gyP)
+    n, d = gxf.shape
+    rot = (gxf[:, :, None] * gyP[:, None, :] - gyf[:, :, None] * gxP[:, None, :]).reshape(n, -1)
+    return (MPhi.T @ rot).reshape(k, d, k).transpose(0, 1)
 
 
-def descriptor_fmap(desc1, desc2, basis1: SpectralBasis, basis2: SpectralBasis, k1: int = 50, k2: int = 50,
-                    lap_weight: float = 1e-3, descr_weight: float = 0.0, orient_weight: float = 0.0,
-                    ops1=None, ops2=None, n_ops: int = 40, orient_reversing: bool = False,
-                    cg_iters: int = 500) -> torch.Tensor:
-    """Functional map ``C12 (k2, k1)`` from corresponding descriptors ``desc1 (n1, d)``, ``desc2 (n2, d)``:
+def effective_descriptors(*coeffs: torch.Tensor) -> float:
+    """Number of independent descriptors, ``(tr G)² / ‖G‖²_F`` with ``G = AᵀA`` of the spectral
+    coefficients ``A (k, d)`` without the constant row, averaged over the shapes given."""
+    vals = []
+    for A in coeffs:
+        G = A[1:].T @ A[1:]
+        den = float((G * G).sum())
+        vals.append(float(torch.trace(G)) ** 2 / den if den > 0 else 1.0)
+    return max(float(np.mean(vals)), 1e-12)
 
-        argmin_C ‖C A1 − A2‖² + w_lap ‖C Λ1 − Λ2 C‖² + w_descr Σ_f ‖C D1_f − D2_f C‖² + w_orient Σ_f ‖C O1_f − O2_f C‖²
 
-    ``A_i = Φ_i† desc_i`` (descriptors normalised to unit M-norm first), ``Λ_i`` the eigenvalues
-    divided by the largest one used, ``D_f`` :func:`multiplication_operators` and ``O_f``
-    :func:`orientation_operators` (needs ``ops1``, ``ops2``; sign flipped for
-    ``orient_reversing``) on ``n_ops`` evenly chosen descriptors. With only the first two terms
-    every row of C is an exact ``k1 × k1`` solve; otherwise conjugate gradient on the normal
-    equations (``cg_iters``), initialised at that solution.
+@dataclass
+class FmapEnergy:
+    """The quadratic energy of :func:`descriptor_fmap`, every term divided by its typical size.
+
+    ``E(C) = Σ_t w_t / τ_t · E_t(C)`` with ``E_descr = ‖C A1 − A2‖²``, ``E_lap = Σ m_ij C_ij²``,
+    ``E_dcomm = Σ_f ‖C D1_f − D2_f C‖²``, ``E_orient = Σ_f ‖C O1_f − O2_f C‖²``. ``τ_t`` is the
+    expected value of ``E_t`` for a random ``C`` whose entries have variance ``m / (k1 k2)``
+    (``m = min(k1, k2)``: the norm of a proper map, ``‖C‖²_F ≈ m``), divided by the effective
+    number of independent descriptors for the descriptor terms (pyFM's ``canonical_taus``).
+    Each term then weighs what its weight says, whatever the units of the descriptors or the
+    size of the operators — before this normalisation the orientation term at the true map was
+    ~4·10⁴ times the descriptor term on FAUST_r and shrank C far below a proper map's norm.
     """
+
+    A1: torch.Tensor  # (k1, d)
+    A2: torch.Tensor  # (k2, d)
+    mask: torch.Tensor  # (k2, k1)
+    ops: list  # [(name, weight / tau, X (d, k1, k1), Y (d, k2, k2))] for 'dcomm', 'orient' 
+    w_descr: float  # already divided by its tau
+    w_lap: float
+    scales: dict  # name → tau, for inspection
+
+    @property
+    def shape(self):
+        return self.mask.shape
+
+    def terms(self, C: torch.Tensor) -> dict:
+        """Unweighted, un-normalised value of each term at ``C (k2, k1)``."""
+        out = {"descr": float(((C @ self.A1 - self.A2) ** 2).sum()), "lap": float((self.mask * C * C).sum())}
+        for name, _, X, Y in self.ops:
+            out[name] = float(((C[None] @ X - Y @ C[None]) ** 2).sum())
+        return out
+
+    def value(self, C: torch.Tensor) -> torch.Tensor:
+        e = self.w_descr * ((C @ self.A1 - self.A2) ** 2).sum() + self.w_lap * (self.mask * C * C).sum()
+        for _, w, X, Y in self.ops:
+            e = e + w * ((C[None] @ X - Y @ C[None]) ** 2).sum()
+        return e
+
+    def gradient(self, C: torch.Tensor) -> torch.Tensor:
+        """Closed-form ``∂E/∂C`` ``(k2, k1)``."""
+        g = 2 * self.w_descr * (C @ self.A1 - self.A2) @ self.A1.T + 2 * self.w_lap * self.mask * C
+        for _, w, X, Y in self.ops:
+            R = C[None] @ X - Y @ C[None]
+            g = g + 2 * w * (R @ X.transpose(1, 2) - Y.transpose(1, 2) @ R).sum(0)
+        return g
+
+    def normal_equations(self):
+        """``(H (k2 k1, k2 k1), b (k2 k1,))`` with ``E(C) = vᵀHv − 2bᵀv + const``, ``v`` = C
+        flattened row by row. The commutator ``C X − Y C`` is ``(I ⊗ Xᵀ − Y ⊗ I) v``, so each
+        operator pair adds ``I ⊗ XXᵀ + YᵀY ⊗ I − Y ⊗ X − Yᵀ ⊗ Xᵀ``."""
+        k2, k1 = self.shape
+        I1 = torch.eye(k1, dtype=self.A1.dtype, device=self.A1.device)
+        I2 = torch.eye(k2, dtype=self.A1.dtype, device=self.A1.device)
+        H = torch.kron(I2, self.w_descr * (self.A1 @ self.A1.T)) + torch.diag(self.w_lap * self.mask.reshape(-1))
+        for _, w, X, Y in self.ops:
+            XX = torch.einsum("pij,pkj->ik", X, X)
+            YY = torch.einsum("pji,pjk->ik", Y, Y)
+            YX = torch.einsum("pab,pcd->acbd", Y, X).reshape(k2 * k1, k2 * k1)
+            H = H + w * (torch.kron(I2, XX) + torch.kron(YY, I1) - YX - YX.T)
+        b = self.w_descr * (self.A2 @ self.A1.T).reshape(-1)
+        return H, b
+
+
+def fmap_energy(desc1, desc2, basis1: SpectralBasis, basis2: SpectralBasis, k1: int = 30, k2: int = 30,
+                w_descr: float = 1.0, w_lap: float = 1e-1, w_dcomm: float = 1.0, w_orient: float = 1.0,
+                ops1=None, ops2=None, lap_mask: str = "resolvent", orient_reversing: bool = False) -> FmapEnergy:
+    """The normalised energy of :func:`descriptor_fmap` (arguments there), in float64."""
     dev, dt = basis1.evecs.device, torch.float64
     b1, b2 = basis1.to(dtype=dt), basis2.to(dtype=dt)
     D1, D2 = _tensor(desc1, dev, dt), _tensor(desc2, dev, dt)
@@ -220,51 +313,86 @@ def descriptor_fmap(desc1, desc2, basis1: SpectralBasis, basis2: SpectralBasis, 
                          f"{tuple(D1.shape)} and {tuple(D2.shape)}.")
     if D1.shape[0] != b1.n or D2.shape[0] != b2.n:
         raise ValueError("descriptor_fmap: descriptors need one row per vertex of their shape.")
+    weights = {"descr": w_descr, "lap": w_lap, "dcomm": w_dcomm, "orient": w_orient}
+    if min(weights.values()) < 0 or sum(weights.values()) <= 0:
+        raise ValueError(f"descriptor_fmap: weights must be ≥ 0 and not all zero, got {weights}.")
+    if w_orient > 0 and (ops1 is None or ops2 is None):
+        raise ValueError("descriptor_fmap(w_orient > 0) needs ops1 and ops2 (compute_operators of each shape) "
+                         "for the orientation term; pass them, or w_orient=0 to fit without it.")
+    total = sum(weights.values())
+    weights = {k: v / total for k, v in weights.items()}  # only the ratios matter
     norm = lambda D, b: D / torch.sqrt((b.M[:, None] * D * D).sum(0)).clamp_min(1e-12)  # noqa: E731
     D1, D2 = norm(D1, b1), norm(D2, b2)
     A1, A2 = b1.project(D1, k1), b2.project(D2, k2)  # (k1, d), (k2, d)
-    l1, l2 = _normalized_evals(b1, b2, k1, k2)
-    # exact row-wise solve of the first two terms: (A1A1ᵀ + w (l1 − l2_i)²) c_i = A1 a2_i
-    G = A1 @ A1.T
-    rhs = A2 @ A1.T  # (k2, k1)
-    systems = G[None] + lap_weight * torch.diag_embed((l1[None, :] - l2[:, None]) ** 2)
-    C = torch.linalg.solve(systems, rhs[..., None])[..., 0]
-    pairs = []
-    if descr_weight > 0 or orient_weight > 0:
-        sel = np.unique(np.linspace(0, D1.shape[1] - 1, min(n_ops, D1.shape[1])).round().astype(int))
-        if descr_weight > 0:
-            pairs.append((descr_weight, multiplication_operators(D1[:, sel], b1, k1),
-                          multiplication_operators(D2[:, sel], b2, k2)))
-        if orient_weight > 0:
-            if ops1 is None or ops2 is None:
-                raise ValueError("descriptor_fmap(orient_weight > 0) needs ops1 and ops2 (compute_operators).")
-            O1 = orientation_operators(D1[:, sel], ops1, b1, k1)
-            O2 = orientation_operators(D2[:, sel], ops2, b2, k2)
-            pairs.append((orient_weight, O1, -O2 if orient_reversing else O2))
+    mask = laplacian_mask(b1, b2, k1, k2, lap_mask)
+    m, p_eff = min(k1, k2), effective_descriptors(A1, A2)
+    guard = lambda x: x if x > 0 else 1.0  # noqa: E731
+    scales = {"descr": guard(m * float((A1[1:] ** 2).sum()) / k1 / p_eff),
+              "lap": guard(m * float(mask.sum()) / (k1 * k2))}
+    ops = []
+    for name, make, skew in (("dcomm", lambda D, b, o, k: multiplication_operators(D, b, k), False),
+                             ("orient", lambda D, b, o, k: orientation_operators(D, o, b, k), True)):
+        if weights[name] <= 0:
+            continue
+        X, Y = make(D1, b1, ops1, k1), make(D2, b2, ops2, k2)
+        if name == "orient" and orient_reversing:
+            Y = -Y
+        size = k2 * float((X**2).sum()) + k1 * float((Y**2).sum())
+        if not skew:
+            size -= 2 * float((torch.diagonal(X, dim1=1, dim2=2).sum(1) * torch.diagonal(Y, dim1=1, dim2=2).sum(1)).sum())
+        scales[name] = guard(max(size, 0.0) * m / (k1 * k2) / p_eff)
+        ops.append((name, weights[name] / scales[name], X, Y))
+    return FmapEnergy(A1, A2, mask, ops, weights["descr"] / scales["descr"], weights["lap"] / scales["lap"], scales)
 
-    if pairs:
-        def H(C):  # the (symmetric PSD) normal operator
-            out = C @ G + lap_weight * ((C * l1[None, :] - l2[:, None] * C) * l1[None, :]
-                                        - l2[:, None] * (C * l1[None, :] - l2[:, None] * C))
-            for w, X, Y in pairs:
-                R = C[None] @ X - Y @ C[None]  # (d, k2, k1)
-                out = out + w * (R @ X.transpose(1, 2) - Y.transpose(1, 2) @ R).sum(0)
-            return out
 
-        r = rhs - H(C)
-        p = r.clone()
-        rr = (r * r).sum()
-        stop = 1e-20 * (rhs * rhs).sum()
-        for _ in range(cg_iters):
-            Hp = H(p)
-            alpha = rr / (p * Hp).sum()
-            C = C + alpha * p
-            r = r - alpha * Hp
-            rr_new = (r * r).sum()
-            if rr_new < stop:
-                break
-            p = r + (rr_new / rr) * p
-            rr = rr_new
+def descriptor_fmap(desc1, desc2, basis1: SpectralBasis, basis2: SpectralBasis, k1: int = 30, k2: int = 30,
+                    w_descr: float = 1.0, w_lap: float = 1e-1, w_dcomm: float = 1.0, w_orient: float = 1.0,
+                    ops1=None, ops2=None, lap_mask: str = "resolvent", orient_reversing: bool = False,
+                    solver: str = "auto") -> torch.Tensor:
+    """Functional map ``C12 (k2, k1)`` from corresponding descriptors ``desc1 (n1, d)``, ``desc2 (n2, d)``:
+
+        argmin_C  w_descr ‖C A1 − A2‖²/τ_d + w_lap Σ m_ij C_ij²/τ_l
+                  + w_dcomm Σ_f ‖C D1_f − D2_f C‖²/τ_c + w_orient Σ_f ‖C O1_f − O2_f C‖²/τ_o
+
+    ``A_i = Φ_i† desc_i`` (each descriptor first scaled to unit M-norm), ``m`` the
+    :func:`laplacian_mask` (``lap_mask``), ``D_f`` :func:`multiplication_operators` and ``O_f``
+    :func:`orientation_operators` of every descriptor (the orientation term needs ``ops1``,
+    ``ops2``; its sign is flipped by ``orient_reversing``). Each term is divided by its typical
+    size ``τ`` (:class:`FmapEnergy`), so the weights are relative (only their ratios matter) and
+    the defaults — pyFM's README pipeline: 1, 0.1, 1, 1 — switch every term on.
+
+    The energy is quadratic: ``solver='direct'`` solves its ``k1 k2 × k1 k2`` normal equations
+    exactly (Cholesky; the default for ``k1 k2 ≤ 4096``), ``'lbfgs'`` runs scipy's L-BFGS-B
+    on the closed-form gradient to a relative tolerance of 1e-12 (larger bases).
+    """
+    E = fmap_energy(desc1, desc2, basis1, basis2, k1, k2, w_descr, w_lap, w_dcomm, w_orient, ops1, ops2,
+                    lap_mask, orient_reversing)
+    if solver == "auto":
+        solver = "direct" if k1 * k2 <= 4096 else "lbfgs"
+    if solver == "direct":
+        H, b = E.normal_equations()
+        L, info = torch.linalg.cholesky_ex(H)
+        v = torch.cholesky_solve(b[:, None], L)[:, 0] if int(info) == 0 else torch.linalg.lstsq(H, b[:, None]).solution[:, 0]
+        C = v.reshape(k2, k1)
+    elif solver == "lbfgs":
+        from scipy.optimize import minimize
+
+        dev = E.A1.device
+
+        x0 = np.zeros((k2, k1))
+        x0[0, 0] = np.sign(float(E.A1[0, 0] * E.A2[0, 0])) or 1.0  # constants map to constants
+        # scipy's ftol is relative to max(|E|, 1): scale E to ~1 at the start so that it is relative
+        scale = 1.0 / max(float(E.value(torch.as_tensor(x0, device=dev))), 1e-300)
+
+        def f(x):
+            C = torch.as_tensor(x, device=dev).reshape(k2, k1)
+            return scale * float(E.value(C)), scale * E.gradient(C).reshape(-1).cpu().numpy()
+
+        res = minimize(f, x0.ravel(), jac=True, method="L-BFGS-B",
+                       options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 10000, "maxcor": 20})
+        C = torch.as_tensor(res.x, device=dev).reshape(k2, k1)
+    else:
+        raise ValueError(f"descriptor_fmap(solver={solver!r}): choose 'auto', 'direct' or 'lbfgs'.")
     return C.to(basis1.evecs.dtype)
 
 
@@ -327,6 +455,47 @@ def zoomout(C12_init: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis
         if n_samples:  # one full pull-back: the returned C12 is proper, as without sampling
             C = p2p_to_fmap(p2p, basis1, basis2, C.shape[1], C.shape[0])
     return (C, p2p, history) if return_history else (C, p2p)
+
+
+# ----------------------------------------------------------------------------- the axiomatic pipeline
+
+#: pyFM's README pipeline, the reference of the axiomatic rows: 100 WKS energies on 128
+#: eigenpairs, every 2nd kept; a 30×30 fmap with every term on; ZoomOut 30 → 110 by steps of 5.
+AXIOMATIC = dict(n_energies=100, k_descr=128, every=2, k_init=30, k_final=110, step=5,
+                 w_descr=1.0, w_lap=1e-1, w_dcomm=1.0, w_orient=1.0)
+
+
+def wks_descriptors(ops, n_energies: int = 100, k: int = 128, every: int = 2) -> np.ndarray:
+    """``(n, ⌈n_energies / every⌉)`` WKS of a shape's :class:`~shapelib.operators.Operators` on
+    its first ``k`` eigenpairs, every ``every``-th energy kept (pyFM's ``preprocess`` defaults)."""
+    from .operators import wks
+
+    if ops.evals.shape[0] < k:
+        raise ValueError(f"wks_descriptors: k={k} eigenpairs asked, the operators hold {ops.evals.shape[0]}; "
+                         f"recompute with compute_operators(shape, k={k}).")
+    return wks(ops.evals[:k], ops.evecs[:, :k], n_energies)[:, ::every]
+
+
+def axiomatic_zoomout(ops1, ops2, basis1: SpectralBasis, basis2: SpectralBasis, backend: str = "auto",
+                      **settings) -> dict:
+    """The axiomatic pipeline: WKS descriptors → :func:`descriptor_fmap` (every term on) →
+    :func:`zoomout`. ``settings`` override :data:`AXIOMATIC`. Returns ``C_init``, ``p2p_init``
+    (its vertex map), ``C``, ``p2p`` (after ZoomOut) and ``seconds`` ``{'fit', 'zoomout'}``."""
+    import time
+
+    unknown = set(settings) - set(AXIOMATIC)
+    if unknown:
+        raise ValueError(f"axiomatic_zoomout: unknown settings {sorted(unknown)}; known: {sorted(AXIOMATIC)}.")
+    s = {**AXIOMATIC, **settings}
+    d1, d2 = (wks_descriptors(o, s["n_energies"], s["k_descr"], s["every"]) for o in (ops1, ops2))
+    t0 = time.perf_counter()
+    C0 = descriptor_fmap(d1, d2, basis1, basis2, s["k_init"], s["k_init"], s["w_descr"], s["w_lap"], s["w_dcomm"],
+                         s["w_orient"], ops1=ops1, ops2=ops2)
+    t1 = time.perf_counter()
+    C, p2p = zoomout(C0, basis1, basis2, s["k_final"], step=s["step"], backend=backend)
+    t2 = time.perf_counter()
+    return dict(C_init=C0, p2p_init=fmap_to_p2p(C0, basis1, basis2, backend), C=C, p2p=p2p,
+                seconds={"fit": t1 - t0, "zoomout": t2 - t1})
 
 
 def embedding_diameter(X: torch.Tensor) -> torch.Tensor:
