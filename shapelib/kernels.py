@@ -23,8 +23,10 @@ Backends (``backend=``):
              attention, ``softmax_j(F_tgt_i·F_src_j/σ² − ‖F_src_j‖²/2σ²) X_j``.
 ``'dense'``  the reference: materialises ``Π`` (``4·n_tgt·n_src`` bytes). Tests and benchmarks.
 ``'kdtree'`` :func:`nearest` / :func:`knn` only (soft maps use ``'torch'``): scipy's cKDTree on
-             CPU, exact. Spectral embeddings are intrinsically 2-D even in 130 dimensions, so
-             on a CPU a tree beats brute force for ZoomOut (measured in benchmarks/zoomout.py).
+             CPU, exact. Fast for low-dimensional points (3-D coordinates); in the 30–130
+             dimensions of ZoomOut's spectral embeddings it is SLOWER than the chunked brute
+             force of ``'torch'`` (on 5k-vertex FAUST_r pairs, 2–5× on one CPU thread: the
+             ``nn-kdtree`` vs ``nn-torch`` rows of benchmarks/results/zoomout.json).
 ``'auto'``   KeOps on CUDA when its probe passes, else ``'torch'`` (KeOps on CPU is slower than
              chunked torch on these machines: 57 s vs 29 s for a 50k × 50k soft map).
 
