@@ -50,14 +50,21 @@ def imnet_widths(gf_dim: int = 128) -> tuple:
 # ----------------------------------------------------------------------------- geometry helpers
 
 
-def normalize_to_unit_cube(shape: Shape, extent: float = 0.9) -> Shape:
-    """Translate the bounding-box centre to 0 and scale the longest side to ``extent`` (IM-Net's
-    cube [−0.5, 0.5]³ with a margin). Returns a new `Shape` (same faces)."""
+def unit_cube_transform(shape: Shape, extent: float = 0.9) -> tuple[np.ndarray, float]:
+    """``(centre (3,), scale)`` of :func:`normalize_to_unit_cube`: ``x ↦ (x − centre) · scale`` —
+    apply it to anything attached to the shape (keypoints)."""
     lo, hi = shape.bounding_box()
     side = float(np.max(hi - lo))
     if not side > 0:
         raise ValueError(f"{shape.name}: degenerate bounding box (longest side {side}); cannot normalise.")
-    return shape.copy(vertices=(shape.vertices - (lo + hi) / 2) * (extent / side))
+    return (lo + hi) / 2, extent / side
+
+
+def normalize_to_unit_cube(shape: Shape, extent: float = 0.9) -> Shape:
+    """Translate the bounding-box centre to 0 and scale the longest side to ``extent`` (IM-Net's
+    cube [−0.5, 0.5]³ with a margin). Returns a new `Shape` (same faces)."""
+    centre, scale = unit_cube_transform(shape, extent)
+    return shape.copy(vertices=(shape.vertices - centre) * scale)
 
 
 def winding_number(vertices, faces, points) -> np.ndarray:
@@ -101,6 +108,21 @@ def points_from_bary(vertices, faces, face, bary) -> np.ndarray:
     """``(n, 3)`` points ``Σ_k bary[:, k] · vertices[faces[face, k]]`` (re-evaluates the samples of
     :meth:`Shape.sample_surface` on moved vertices)."""
     return np.einsum("nk,nkd->nd", bary, np.asarray(vertices)[np.asarray(faces)[face]])
+
+
+def surface_coordinates(shape: Shape, points) -> tuple[np.ndarray, np.ndarray]:
+    """``(face (k,), bary (k, 3))`` of the closest surface point of each of ``points (k, 3)``
+    (libigl ``point_mesh_squared_distance``): attach points (keypoints) to a mesh so that they
+    follow its vertices, ``points_from_bary(moved_vertices, faces, face, bary)``."""
+    import igl
+
+    shape._require_mesh("surface_coordinates")
+    V, F = np.ascontiguousarray(shape.vertices, dtype=np.float64), np.ascontiguousarray(shape.faces, dtype=np.int64)
+    P = np.ascontiguousarray(np.asarray(points, dtype=np.float64).reshape(-1, 3))
+    _, face, C = igl.point_mesh_squared_distance(P, V, F)
+    T = V[F[face]]
+    bary = igl.barycentric_coordinates(C, T[:, 0].copy(), T[:, 1].copy(), T[:, 2].copy())
+    return np.asarray(face, dtype=np.int64), np.asarray(bary, dtype=np.float64)
 
 
 def occupancy_samples(shape: Shape, n_surface: int = 4096, n_uniform: int = 2048, sigmas=(0.01, 0.04),

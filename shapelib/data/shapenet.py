@@ -98,17 +98,21 @@ def read_obj(path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise ShapeIOError(f"No such file: {path}. Check $SHAPELIB_DATA (python -m shapelib.data status).")
-    V, F = [], []
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("v "):
-                    V.append(line.split()[1:4])
-                elif line.startswith("f "):
-                    idx = [int(t.split("/")[0]) for t in line.split()[1:]]
-                    idx = [i - 1 if i > 0 else len(V) + i for i in idx]  # 1-based; negative = relative
-                    F += [(idx[0], idx[k], idx[k + 1]) for k in range(1, len(idx) - 1)]
-        V, F = np.array(V, dtype=np.float64).reshape(-1, 3), np.array(F, dtype=np.int64).reshape(-1, 3)
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        vl = [ln.split()[1:4] for ln in lines if ln.startswith("v ")]
+        V = np.array(vl, dtype=np.float64).reshape(-1, 3)
+        fl = [ln.split()[1:] for ln in lines if ln.startswith("f ")]
+        if all(len(t) == 3 for t in fl):  # triangles only: one vectorised conversion
+            idx = np.array([t.split("/")[0] for tri in fl for t in tri], dtype=np.int64).reshape(-1, 3)
+            F = np.where(idx > 0, idx - 1, len(V) + idx)
+        else:  # polygons: fan-triangulate line by line (1-based; negative = relative to the end)
+            F = []
+            for tri in fl:
+                i = [int(t.split("/")[0]) for t in tri]
+                i = [k - 1 if k > 0 else len(V) + k for k in i]
+                F += [(i[0], i[k], i[k + 1]) for k in range(1, len(i) - 1)]
+            F = np.array(F, dtype=np.int64).reshape(-1, 3)
     except ValueError as exc:
         raise ShapeIOError(f"Could not parse {path} as OBJ ({exc}); is it truncated?") from exc
     if len(V) == 0 or len(F) == 0:
@@ -154,6 +158,29 @@ def clean_mesh(vertices, faces, name: str = "") -> tuple[Shape, dict]:
             "faces_out": int(len(Fo)), "flipped": flipped, "vertices_in": int(len(V)), "vertices_out": int(len(Vc)),
             "face_kept": keep}
     return Shape(Vc, np.ascontiguousarray(Fo), name=name), info
+
+
+_INFO_KEYS = ("faces_in", "degenerate", "duplicates", "faces_out", "flipped", "vertices_in", "vertices_out", "face_kept")
+
+
+def read_clean(path, name: str = "") -> tuple[Shape, dict]:
+    """:func:`read_obj` + :func:`clean_mesh`, cached on disk (`shapelib.cache`) under the sha256 of
+    the file's bytes, so a changed file is re-cleaned."""
+    import hashlib
+
+    from ..cache import disk_cache
+
+    path = Path(path)
+    if not path.exists():
+        raise ShapeIOError(f"No such file: {path}. Check $SHAPELIB_DATA (python -m shapelib.data status).")
+
+    def compute():
+        shape, info = clean_mesh(*read_obj(path), name=name)
+        return {"vertices": shape.vertices, "faces": shape.faces, **{k: np.asarray(info[k]) for k in _INFO_KEYS}}
+
+    a = disk_cache("shapenet_clean", hashlib.sha256(path.read_bytes()).hexdigest(), {"v": 1}, compute)
+    info = {k: (int(a[k]) if np.ndim(a[k]) == 0 else np.asarray(a[k])) for k in _INFO_KEYS}
+    return Shape(a["vertices"], a["faces"], name=name), info
 
 
 def model_normalized(shape: Shape, rotation=None) -> Shape:
@@ -205,8 +232,7 @@ def read_chair(model_id: str, folder: str = "v2_normalized") -> Item:
     for KeypointNet-annotated v2 chairs ``keypoint_xyz (21, 3)`` (NaN where absent).
     """
     path = chair_path(model_id, folder)
-    V, F = read_obj(path)
-    shape, info = clean_mesh(V, F, name=model_id[:8])
+    shape, info = read_clean(path, name=model_id[:8])
     if folder == "deep_cage":
         shape = model_normalized(shape, DEEP_CAGE_TO_V2)
         frame = "deep_cage rotated to v2 axes (y up, front +z), vertex mean at 0, bbox diagonal 1"
@@ -278,7 +304,7 @@ def annotated_chairs() -> list[Item]:
         a = ann[mid]
         V, F = read_obj(path)
         check = float(np.abs(keypoints_from_faces(V, F, a["face_index"], a["face_uv"]) - a["xyz"]).max())
-        shape, info = clean_mesh(V, F, name=mid[:8])
+        shape, info = read_clean(path, name=mid[:8])
         xyz = keypoint_xyz(a)
         arms = ARMRESTS.get(mid, bool(np.isfinite(xyz[list(KEYPOINT_PARTS["armrests"])]).all(1).any()))
         items.append(Item(shape, meta={"model_id": mid, "folder": folder, "armrests": arms, "clean": info,
@@ -326,3 +352,19 @@ def keypoint_cloud(item: Item, n_points: int = 2048, seed: int = 0) -> Item:
     pts[kp[have]] = xyz[have]
     return Item(Shape(pts, None, name=item.name), keypoints=kp,
                 meta={**{k: v for k, v in item.meta.items() if k != "clean"}, "n_points": n_points})
+
+
+def balanced_ids(n: int | None = None, first=(), exclude=()) -> list[tuple[str, str]]:
+    """``n`` chairs (default all) as ``(folder, model_id)``: the ids in ``first`` (model ids, in
+    that order), then chairs with and without armrests alternately, smallest files first (fast
+    to load) — a deterministic selection for small-scale runs. ``exclude``: model ids to skip."""
+    pool = [p for p in chair_ids() if p[1] not in set(exclude)]
+    chosen = [p for i in first for p in pool if p[1] == i]
+    rest = sorted((p for p in pool if p not in chosen), key=lambda p: chair_path(p[1], p[0]).stat().st_size)
+    arm = [p for p in rest if ARMRESTS.get(p[1])]
+    no = [p for p in rest if not ARMRESTS.get(p[1])]
+    while arm or no:
+        want_arm = sum(ARMRESTS.get(i, False) for _, i in chosen) <= len(chosen) / 2
+        src = arm if (want_arm and arm) or not no else no
+        chosen.append(src.pop(0))
+    return chosen[:n] if n is not None else chosen
