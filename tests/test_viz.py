@@ -109,7 +109,7 @@ def test_interactive_plotly_mesh_and_cloud(tall):
 def test_focus_draws_a_close_up(tall):
     top = tall.vertices[tall.vertices[:, 1].argmax()]
     ax = viz.plot_shape(tall, tall.vertices[:, 1], focus=(top, 0.3), edges=True, mark=[int(tall.vertices[:, 1].argmax())])
-    drawn = len(ax.collections[0].get_paths())
+    drawn = len(ax.collections[0].get_facecolor())
     assert 0 < drawn < len(tall.faces) and len(ax.collections) == 2, "only the faces near the top, and the mark"
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="focus"):
