@@ -27,3 +27,17 @@ class DatasetNotFoundError(ShapelibError, FileNotFoundError):
 
 class MissingDependencyError(ShapelibError, ImportError):
     """An optional dependency is not installed."""
+
+
+def require(module: str, package: str | None = None, purpose: str = ""):
+    """Import an optional dependency where it is used (never at package import), or raise
+    :class:`MissingDependencyError` naming the pip package to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pkg = package or module
+        raise MissingDependencyError(
+            f"{purpose or 'this function'} needs the optional package '{pkg}' (import {module} failed: {exc}). "
+            f"Install it with: pip install {pkg}") from exc

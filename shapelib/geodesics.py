@@ -10,10 +10,11 @@ import numpy as np
 
 from .cache import disk_cache
 from .shape import Shape
+from .errors import require
 
 
 def _solver(shape: Shape, t_coef: float = 1.0):
-    import potpourri3d as pp3d
+    pp3d = require("potpourri3d", purpose="heat-method geodesics")
 
     key = ("heat_solver", t_coef)
     if key not in shape._cache:

@@ -347,11 +347,11 @@ def keops_available(device="cpu", timeout: float = 300.0) -> tuple[bool, str]:
 
 
 def _import_keops():
+    from .errors import require
+
     for key, value in _keops_env().items():  # before the first import: keopscore reads them once
         os.environ.setdefault(key, value)
-    from pykeops.torch import LazyTensor
-
-    return LazyTensor
+    return require("pykeops.torch", "pykeops", purpose="the KeOps backend (backend='keops')").LazyTensor
 
 
 KEOPS_PAD = 16  # KeOps compiles one formula per dimension: zero-pad dims to a multiple of this

@@ -27,6 +27,7 @@ import scipy.sparse.linalg as sla
 from .cache import cache_path, load_npz, save_npz
 from .errors import CacheDirError, ShapeError
 from .shape import Shape
+from .errors import require
 
 # ----------------------------------------------------------------------------- Laplacians
 
@@ -94,7 +95,7 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
         return cotan_laplacian(shape.vertices, shape.faces), lumped_mass(shape.vertices, shape.faces)
     if method == "graph":
         return graph_laplacian(shape, n_neighbors)
-    import robust_laplacian
+    robust_laplacian = require("robust_laplacian", "robust-laplacian")
 
     if method == "robust":
         L, M = robust_laplacian.mesh_laplacian(shape.vertices, shape.faces)

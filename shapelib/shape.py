@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import NonManifoldError, ShapeError, ShapeIOError
+from .errors import require
 
 MESH_SUFFIXES = (".off", ".obj", ".ply")
 CLOUD_SUFFIXES = (".ply", ".xyz", ".txt", ".npy", ".npz")
@@ -205,7 +206,7 @@ class Shape:
         ``bary (n, 3) float`` (its barycentric coordinates: re-evaluate on moved vertices with
         ``einsum('nk,nkd->nd', bary, vertices[faces[face]])``).
         """
-        import trimesh
+        trimesh = require("trimesh")
 
         self._require_mesh("surface sampling")
         mesh = trimesh.Trimesh(self.vertices, self.faces, process=False)
@@ -612,7 +613,7 @@ class Shape:
             raise ShapeIOError(f"Cannot write {path}: use .off, .obj, .ply or .npz.")
         if not self.is_mesh and suffix != ".ply":
             raise ShapeIOError(f"A point cloud can be written to .ply or .npz, not {suffix}.")
-        import meshio
+        meshio = require("meshio")
 
         cells = [("triangle", self.faces)] if self.is_mesh else []
         point_data = {}
@@ -641,7 +642,7 @@ def _triangulate(cells) -> np.ndarray | None:
 
 def _read_meshio(path: Path, suffix: str):
     """(vertices, faces or None, normals or None) with meshio; raises on anything it cannot read."""
-    import meshio
+    meshio = require("meshio")
 
     # reading from an open file makes meshio raise ReadError instead of calling sys.exit(1)
     with open(path, "rb" if suffix == ".ply" else "r") as fh:
@@ -697,7 +698,7 @@ def _read_trimesh(path: Path, suffix: str, raw: bytes):
     """Fallback reader: trimesh, geometry only, vertices in file order (no merging)."""
     import io
 
-    import trimesh
+    trimesh = require("trimesh")
 
     if suffix == ".off":
         text = raw.decode("utf-8", errors="replace")

@@ -15,6 +15,7 @@ from ..errors import ShapeIOError
 from ..shape import Shape
 from . import registry
 from .items import Item, Pair, pair_from_rows, progress
+from ..errors import require
 
 FAUST_N = 6890
 FAUST_TRAIN, FAUST_TEST = range(0, 80), range(80, 100)
@@ -275,7 +276,7 @@ def read_mesh(path) -> Shape:
     try:
         return Shape.read(path)
     except (ShapeError, ShapeIOError) as first:
-        import trimesh
+        trimesh = require("trimesh")
 
         try:
             m = trimesh.load(path, force="mesh", process=False, maintain_order=True)

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from ...cache import disk_cache
 from ...shape import Shape
+from ...errors import require
 
 # ---------------------------------------------------------------------------- implicit primitives
 
@@ -152,7 +153,7 @@ def largest_component(shape: Shape) -> Shape:
 
 
 def _meshset(shape: Shape):
-    import pymeshlab
+    pymeshlab = require("pymeshlab", purpose="remeshing synthetic shapes")
 
     ms = pymeshlab.MeshSet()
     ms.add_mesh(pymeshlab.Mesh(vertex_matrix=shape.vertices, face_matrix=shape.faces.astype(np.int32)))
@@ -168,7 +169,7 @@ def _from_meshset(ms, name: str) -> Shape:
 
 def isotropic_remesh(shape: Shape, edge: float, iterations: int = 6) -> Shape:
     """Isotropic explicit remeshing (pymeshlab) to target edge length ``edge`` (absolute)."""
-    import pymeshlab
+    pymeshlab = require("pymeshlab", purpose="remeshing synthetic shapes")
 
     ms = _meshset(shape)
     ms.meshing_isotropic_explicit_remeshing(iterations=iterations, targetlen=pymeshlab.PureValue(edge),
@@ -212,7 +213,7 @@ def refine_region(shape: Shape, center: np.ndarray, radius: float, levels: int =
 
 
 def pymeshlab_zero():
-    import pymeshlab
+    pymeshlab = require("pymeshlab", purpose="remeshing synthetic shapes")
 
     return pymeshlab.PercentageValue(0.0)
 

@@ -25,6 +25,7 @@ import numpy as np
 from ...cache import disk_cache
 from ...shape import Shape
 from ._geometry import decimate, isotropic_remesh, refine_region
+from ...errors import require
 
 KINDS = ("orig", "iso", "dense", "qes", "decimated", "cloud")
 
@@ -47,7 +48,7 @@ def closest_points_on_mesh(shape: Shape, points: np.ndarray, k: int = 12):
 
     Returns ``face (p,) int``, ``bary (p, 3) float``, ``distance (p,) float``.
     """
-    import trimesh
+    trimesh = require("trimesh")
     from scipy.spatial import cKDTree
 
     F = shape.faces
@@ -87,7 +88,7 @@ def _transfer(original: Shape, new: Shape, kind: str, face=None, bary=None) -> V
 
 def make_variant(shape: Shape, kind: str, seed: int = 0) -> Variant:
     """The ``kind`` re-discretisation of the mesh ``shape`` (see the module doc), cached on disk."""
-    import trimesh
+    trimesh = require("trimesh")
 
     if kind not in KINDS:
         raise ValueError(f"unknown variant kind {kind!r}; choose one of {KINDS}.")
