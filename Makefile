@@ -11,7 +11,7 @@ export KEOPS_VERBOSE ?= 0
 export PYKEOPS_VERBOSE ?= 0
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all venv test test-py test-nb reproduce train lab bench clean strip checks
+.PHONY: all venv test test-py test-nb reproduce train lab bench gpu-check clean strip checks
 
 all: test
 
@@ -53,6 +53,13 @@ train-list: venv
 
 bench: venv
 	for b in operators diffusionnet zoomout meps implicit cpnet; do $(PY) benchmarks/$$b.py || exit 1; done
+
+# GPU verification (README, "GPU verification"): correctness on the device, then timings and peak
+# memory -> benchmarks/results/gpu.json. Needs no venv: on a GPU machine the image's python3 plus
+# the wheels of benchmarks/gpu_wheels.sh suffice. Without CUDA it runs its CPU smoke mode.
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	OMP_NUM_THREADS=$$(nproc) $(GPU_PY) benchmarks/gpu_check.py $(ARGS)
 
 # `make lab PORT=8890 LAB_ARGS="--no-browser --ip=0.0.0.0"`; works as root (adds --allow-root).
 PORT ?= 8888
