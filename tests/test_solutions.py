@@ -111,3 +111,46 @@ def test_ex03_rotations(meps_task):
     out = solutions.ex03_rotations({"FeaStNet-S": PointSignatureNet(t["L"].n_labels, "feast")}, t["test"], t["L"].labels,
                                    degrees=30, k=8)
     assert set(out["FeaStNet-S"]) == {"upright", "rotated 30°"}
+
+
+def test_ex02_eigenpairs_for_diffusion(small_human):
+    u0 = np.exp(-(np.linalg.norm(small_human.vertices - small_human.vertices[0], axis=1) / 0.1) ** 2)
+    out = solutions.ex02_eigenpairs_for_diffusion(small_human, u0, times=(1e-2, 1e-1), ks=(8, 64))
+    assert out[64][1e-2] < out[8][1e-2], "more eigenpairs, closer to the untruncated flow"
+    assert out[64][1e-1] < 0.1
+
+
+def test_ex04_zoomout_step(small_human):
+    import torch
+
+    from shapelib.fmaps import SpectralBasis, p2p_to_fmap
+    from shapelib.metrics import GeodesicEvaluator
+    from shapelib.operators import compute_operators
+
+    s1 = small_human
+    s2 = s1.copy(vertices=s1.vertices + np.random.default_rng(0).normal(0, 2e-3, s1.vertices.shape))
+    b1, b2 = (SpectralBasis.from_operators(compute_operators(s, k=40), device="cpu") for s in (s1, s2))
+    gt = np.arange(s1.n_vertices)
+    noisy = np.where(np.random.default_rng(1).random(len(gt)) < 0.3, np.random.default_rng(2).integers(0, len(gt), len(gt)), gt)
+    C0 = p2p_to_fmap(noisy, b1, b2, 10, 10)
+    ev = GeodesicEvaluator(s1, gt, n_samples=200)
+    out = solutions.ex04_zoomout_step(C0, b1, b2, ev.mean, k_final=30, steps=(10, 5))
+    assert out[5]["error"] < ev.mean(noisy) and out[10]["error"] < ev.mean(noisy) and isinstance(C0, torch.Tensor)
+
+
+def test_ex05_collapsed_pairs():
+    x = np.random.default_rng(0).random((200, 3))
+    y = x.copy()
+    y[1] = y[0] + 1e-6                                  # one pair collapses
+    out = solutions.ex05_collapsed_pairs(x, y)
+    assert out["collapsed pairs"] == 1 and out["min distance after"] < 1e-5 < out["min distance before"]
+
+
+def test_ex06_cloud_geodesics():
+    import trimesh
+
+    from shapelib import Shape
+
+    ico = trimesh.creation.icosphere(subdivisions=3)
+    out = solutions.ex06_cloud_geodesics(Shape(ico.vertices, ico.faces), [0, 5], sizes=(128, 1024))
+    assert set(out) == {128, 1024} and all(0 < v < 0.1 for v in out.values()), out
