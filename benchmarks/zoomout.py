@@ -41,6 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _shapes import bumpy_torus  # noqa: E402  (the shared benchmark meshes)
+
+from shapelib.fmaps_eval import zoomout_benchmark_table as table  # noqa: E402
 SIZES = {"5k": (100, 50), "20k": (200, 100), "100k": (500, 200)}  # torus sections → n = a·b
 REAL_SIZE = "5k FAUST_r"  # measured when ../shared/data (SHAPELIB_DATA) has FAUST_r
 MEMORY_SIZES = {"1k": (40, 25), "2k": (64, 32), "5k": (100, 50), "10k": (160, 64)}
@@ -409,35 +411,6 @@ def memory_curve(device, total_mem) -> list[dict]:
             r = spawn(size, method, device, timeout=300)
             print(f"{r.get('seconds', float('nan')):7.2f} s {r.get('peak_bytes', 0) / 1e6:8.0f} MB", flush=True)
             out.append(r)
-    return out
-
-
-def table(result) -> str:
-    lines = [f"ZoomOut k {K_INIT}→{K_INIT + N_ITER * STEP} ({N_ITER} iterations), σ={SIGMA} — {result['machine']}",
-             f"{'device':<6} {'pair':<11} {'n':>7} {'method':<16} {'time (s)':>9} {'peak MB':>9}  paper (Table 3, GPU)"]
-    for r in result["rows"]:
-        size = "5k" if r["size"] == REAL_SIZE else r["size"]
-        paper = PAPER.get((size, "nn-keops" if r["method"] == "nn-torch" else r["method"]), "")
-        val = f"{r['seconds']:9.2f} {r['peak_bytes'] / 1e6:9.0f}" if "seconds" in r else f"{'—':>9} {'—':>9}  {r['skipped']}"
-        lines.append(f"{r['device']:<6} {r['size']:<11} {r.get('n', 0):>7} {r['method']:<16} {val}  {paper}")
-    for r in result.get("memory_curve", []):
-        if r["method"].startswith("product-") and "seconds" in r:
-            lines.append(f"one SoftMap product Π@X + backward, n = {r['n']:,} ({r['device']}): {r['seconds']:.1f} s, "
-                         f"peak {r['peak_bytes'] / 1e6:.0f} MB (dense Π alone: {r['dense_bytes'] / 1e9:.0f} GB)")
-    for size, (exact, sampled) in speedups(result["rows"]).items():
-        lines.append(f"classic ZoomOut on CPU, {size}: vs the per-iteration KD-tree, exact kernel-layer NN "
-                     f"{exact:.1f}× faster, with 2,000 samples {sampled:.1f}× (goal ≥ 3× at 5k)")
-    return "\n".join(lines)
-
-
-def speedups(rows) -> dict:
-    """``{size: (t(kdtree) / t(best exact nn-*), t(kdtree) / t(nn-torch+s2000))}`` on CPU (nan if missing)."""
-    out = {}
-    for size in dict.fromkeys(r["size"] for r in rows):
-        t = {r["method"]: r["seconds"] for r in rows if r["size"] == size and r["device"] == "cpu" and "seconds" in r}
-        exact = [v for m, v in t.items() if m.startswith("nn-") and "+s" not in m]
-        if "kdtree" in t and exact:
-            out[size] = (t["kdtree"] / min(exact), t["kdtree"] / t.get("nn-torch+s2000", float("nan")))
     return out
 
 

@@ -51,24 +51,28 @@ def pyfm_mesh(shape, k: int = 200):
     return TriMesh(shape.vertices, shape.faces, area_normalize=True, center=True).process(k)
 
 
-def pyfm_pipeline(mesh1, mesh2, settings: dict | None = None) -> dict:
-    """pyFM's README pipeline on two processed meshes: ``p2p_init``, ``p2p`` (after ZoomOut),
-    ``C_init`` (numpy) and ``seconds`` ``{'fit', 'zoomout'}`` (descriptors not included)."""
+def pyfm_pipeline(mesh1, mesh2, settings: dict | None = None, refine: bool = True) -> dict:
+    """pyFM's README pipeline on two processed meshes (:func:`pyfm_mesh`): ``C_init`` (numpy),
+    ``p2p_init``, ``p2p`` (after ZoomOut, unless ``refine=False``) and ``seconds``
+    ``{'fit', 'zoomout'}`` (descriptors not included). ``settings`` override ``AXIOMATIC``."""
     from pyFM.functional import FunctionalMapping
 
     from .fmaps import AXIOMATIC
 
     s = {**AXIOMATIC, **(settings or {})}
     model = FunctionalMapping(mesh1, mesh2)
-    model.preprocess(n_descr=s["n_energies"], descr_type="WKS", subsample_step=s["every"], k_descr=s["k_descr"])
+    k_have = min(len(mesh1.eigenvalues), len(mesh2.eigenvalues))  # reuse the meshes' spectra, never recompute
+    model.preprocess(n_descr=s["n_energies"], descr_type="WKS", subsample_step=s["every"], k_descr=s["k_descr"],
+                     k_process=k_have)
     t0 = time.perf_counter()
     model.fit(K=s["k_init"], w_descr=s["w_descr"], w_lap=s["w_lap"], w_dcomm=s["w_dcomm"], w_orient=s["w_orient"])
     t1 = time.perf_counter()
-    n_it = (s["k_final"] - s["k_init"]) // s["step"]
-    FM = model.zoomout_refine(nit=n_it, step=s["step"])
-    t2 = time.perf_counter()
-    return dict(C_init=model.FM_12, p2p_init=model.get_p2p(), p2p=model.get_p2p(FM),
-                seconds={"fit": t1 - t0, "zoomout": t2 - t1})
+    out = dict(C_init=model.FM_12, p2p_init=model.get_p2p())
+    if refine:
+        FM = model.zoomout_refine(nit=(s["k_final"] - s["k_init"]) // s["step"], step=s["step"])
+        out["p2p"] = model.get_p2p(FM)
+    out["seconds"] = {"fit": t1 - t0, "zoomout": time.perf_counter() - t1}
+    return out
 
 
 class PairScorer:
@@ -197,6 +201,50 @@ def _document(rows: dict, every: list) -> dict:
         "summary": {m: summarize(ordered, m) for m in ("ours", "pyfm")},
         "pairs": ordered,
     }
+
+
+# ----------------------------------------------------------------------------- stored results
+
+
+def load_results(path: str | Path = DEFAULT_OUT) -> dict | None:
+    """The JSON written by :func:`run` (None when it was never run)."""
+    path = Path(path)
+    if not path.is_absolute() and config.REPO_ROOT is not None:
+        path = config.REPO_ROOT / path
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def zoomout_speedups(rows) -> dict:
+    """``{size: (t(kdtree) / t(best exact nn-*), t(kdtree) / t(nn-torch+s2000))}`` on CPU (nan if missing)."""
+    out = {}
+    for size in dict.fromkeys(r["size"] for r in rows):
+        t = {r["method"]: r["seconds"] for r in rows if r["size"] == size and r["device"] == "cpu" and "seconds" in r}
+        exact = [v for m, v in t.items() if m.startswith("nn-") and "+s" not in m]
+        if "kdtree" in t and exact:
+            out[size] = (t["kdtree"] / min(exact), t["kdtree"] / t.get("nn-torch+s2000", float("nan")))
+    return out
+
+
+def zoomout_benchmark_table(result: dict) -> str:
+    """The text table of ``benchmarks/results/zoomout.json`` (written by benchmarks/zoomout.py),
+    with the paper's Table 3 beside each row."""
+    s, paper = result["settings"], result.get("paper_table3", {})
+    k_final = s["k_init"] + s["n_iter"] * s["step"]
+    lines = [f"ZoomOut k {s['k_init']}→{k_final} ({s['n_iter']} iterations), σ={s['sigma']} — {result['machine']}",
+             f"{'device':<6} {'pair':<11} {'n':>7} {'method':<16} {'time (s)':>9} {'peak MB':>9}  paper (Table 3, GPU)"]
+    for r in result["rows"]:
+        size = "5k" if r["size"].startswith("5k") else r["size"]
+        ref = paper.get(f"{size} {'nn-keops' if r['method'] == 'nn-torch' else r['method']}", "")
+        val = f"{r['seconds']:9.2f} {r['peak_bytes'] / 1e6:9.0f}" if "seconds" in r else f"{'—':>9} {'—':>9}  {r['skipped']}"
+        lines.append(f"{r['device']:<6} {r['size']:<11} {r.get('n', 0):>7} {r['method']:<16} {val}  {ref}")
+    for r in result.get("memory_curve", []):
+        if r["method"].startswith("product-") and "seconds" in r:
+            lines.append(f"one SoftMap product Π@X + backward, n = {r['n']:,} ({r['device']}): {r['seconds']:.1f} s, "
+                         f"peak {r['peak_bytes'] / 1e6:.0f} MB (dense Π alone: {r['dense_bytes'] / 1e9:.0f} GB)")
+    for size, (exact, sampled) in zoomout_speedups(result["rows"]).items():
+        lines.append(f"classic ZoomOut on CPU, {size}: vs the per-iteration KD-tree, exact kernel-layer NN "
+                     f"{exact:.1f}× faster, with 2,000 samples {sampled:.1f}×")
+    return "\n".join(lines)
 
 
 def main(argv=None):

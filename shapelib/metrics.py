@@ -32,7 +32,7 @@ class GeodesicEvaluator:
     geodesics : ``'sources'`` — one heat-method solve per distinct ground-truth vertex;
         ``'matrix'`` — rows of the all-pairs matrix of shape 1 (:func:`geodesic_matrix`,
         cached on disk and kept on the shape, so every pair with the same shape 1 reuses it);
-        ``'auto'`` — the matrix when the sources are more than half of shape 1's vertices
+        ``'auto'`` — the matrix when the sources are more than 80 % of shape 1's vertices
         and it has at most 12,000.
     """
 
@@ -61,7 +61,7 @@ class GeodesicEvaluator:
         if geodesics not in ("auto", "sources", "matrix"):
             raise ValueError(f"geodesics={geodesics!r}: choose 'auto', 'sources' or 'matrix'.")
         if geodesics == "auto":
-            geodesics = "matrix" if shape1.is_mesh and 2 * len(self.sources) > shape1.n_vertices \
+            geodesics = "matrix" if shape1.is_mesh and 5 * len(self.sources) > 4 * shape1.n_vertices \
                 and shape1.n_vertices <= 12000 else "sources"
         if geodesics == "matrix":
             if "geodesic_matrix" not in shape1._cache:
