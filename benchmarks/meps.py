@@ -2,14 +2,19 @@
 
     python benchmarks/meps.py                 # the paper's set-up (6,890 vertices) + the notebook's quick one
     python benchmarks/meps.py --reps 2 --configs paper
+    python benchmarks/meps.py --configs paper --label after --keep   # add rows, keep other labels'
 
 Configurations: ``paper`` — a FAUST-sized point cloud (6,890 points, k = 20, 6,890 labels,
 1,024-d PointNet meta-learner, Lin16+Conv32+Conv64+Conv128+Lin256+Lin6890, M = 9); ``quick`` —
 the notebook's CI setting (300 points, 128 labels, 32–64–64 meta-learner). Each (configuration,
 model, device) runs in its own subprocess so that the CPU peak (``ru_maxrss``, whole process, minus
 the baseline after imports and data set-up) is that step's alone; on CUDA the peak is
-``torch.cuda.max_memory_allocated``. Step time is the median of ``--reps`` steps after one warm-up.
-Writes benchmarks/results/meps.json and prints a table.
+``torch.cuda.max_memory_allocated``. Step time is the median of ``--reps`` steps after one warm-up,
+as wall time and as the process's CPU time (``time.process_time``; on a shared machine the wall
+time grows with other processes' load, the CPU time of a one-thread run much less).
+``--label`` names the code measured (e.g. ``before``/``after`` a change); ``--keep`` keeps the
+rows of other labels already in the results file. Writes benchmarks/results/meps.json and prints
+a table.
 """
 from __future__ import annotations
 
@@ -65,7 +70,9 @@ def one(config: str, relation: str, device: str, reps: int) -> dict:
     step()  # warm-up
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    c0 = time.process_time()
     step_s = median_time(step, reps, sync)
+    cpu_s = (time.process_time() - c0) / reps
     with torch.no_grad():
         net.eval()
         sync()
@@ -78,7 +85,7 @@ def one(config: str, relation: str, device: str, reps: int) -> dict:
     return {"config": config, "model": {"feast": "FeaStNet-S", "meps": "MEPS"}[relation], "device": device,
             "n_points": cfg["n"], "n_labels": cfg["n_labels"], "meta_dim": cfg["meta_widths"][-1],
             "parameters": sum(p.numel() for p in net.parameters()), "knn_graph_s": graph_s,
-            "train_step_s": step_s, "inference_s": infer, "peak_mem_MiB": peak,
+            "train_step_s": step_s, "train_step_cpu_s": cpu_s, "inference_s": infer, "peak_mem_MiB": peak,
             "threads": torch.get_num_threads()}
 
 
@@ -86,6 +93,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--configs", nargs="+", default=["quick", "paper"], choices=list(CONFIGS))
+    ap.add_argument("--label", default="current", help="name of the code measured (kept in each row)")
+    ap.add_argument("--keep", action="store_true", help="keep rows with other labels from the results file")
     ap.add_argument("--one", nargs=3, metavar=("CONFIG", "RELATION", "DEVICE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -101,6 +110,7 @@ def main():
                 out = subprocess.run([sys.executable, __file__, "--reps", str(args.reps), "--one", config, relation, dev],
                                      capture_output=True, text=True, check=True)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
+                r["label"] = args.label
                 rows.append(r)
                 print(f"  {config:6s} {r['model']:10s} {dev}: step {r['train_step_s']:.3f} s, "
                       f"peak {r['peak_mem_MiB']:.0f} MiB", flush=True)
@@ -108,23 +118,40 @@ def main():
     machine = (f"{platform.node()} · {platform.machine()} · {os.cpu_count()} cores · {gpu} · torch {torch.__version__}"
                f" · OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "meps.json").write_text(json.dumps(
+    path = HERE / "results" / "meps.json"
+    kept = []
+    if args.keep and path.exists():
+        old = json.loads(path.read_text())
+        kept = [dict(r, machine=r.get("machine", old.get("machine")), date=r.get("date", old.get("date")))
+                for r in old.get("rows", []) if r.get("label", "current") != args.label]
+    for r in rows:
+        r["machine"], r["date"] = machine, time.strftime("%Y-%m-%d")
+    rows = kept + rows
+    path.write_text(json.dumps(
         {"date": time.strftime("%Y-%m-%d"), "machine": machine, "rows": rows,
          "paper": "no timings reported; set-up of §4.2 (6,890 vertices, k = 20, 1,024-d meta-learner)",
          "note": "CPU peak = process max RSS growth during the steps (includes allocator slack); "
                  "GPU rows appear only when CUDA is available"}, indent=2))
     print(f"\nMEPS vs FeaStNet-S, one training step (forward + backward + Adam) — {machine}")
-    hdr = f"{'config':>7} {'model':>11} {'device':>6} {'points':>7} {'params':>11} {'step s':>8} {'infer s':>8} {'peak MiB':>9}"
+    hdr = (f"{'label':>10} {'config':>7} {'model':>11} {'device':>6} {'points':>7} {'params':>11} {'step s':>8} "
+           f"{'step cpu s':>10} {'infer s':>8} {'peak MiB':>9} {'threads':>7}")
     print(hdr + "\n" + "-" * len(hdr))
     for r in rows:
-        print(f"{r['config']:>7} {r['model']:>11} {r['device']:>6} {r['n_points']:>7} {r['parameters']:>11,} "
-              f"{r['train_step_s']:>8.3f} {r['inference_s']:>8.3f} {r['peak_mem_MiB']:>9.0f}")
+        print(f"{r.get('label', 'current'):>10} {r['config']:>7} {r['model']:>11} {r['device']:>6} {r['n_points']:>7} "
+              f"{r['parameters']:>11,} {r['train_step_s']:>8.3f} {r.get('train_step_cpu_s', float('nan')):>10.3f} "
+              f"{r['inference_s']:>8.3f} {r['peak_mem_MiB']:>9.0f} {r.get('threads', '?'):>7}")
     for config in args.configs:
         for dev in devices:
-            f, m = ([r for r in rows if r["config"] == config and r["device"] == dev and r["model"] == k][0]
-                    for k in ("FeaStNet-S", "MEPS"))
+            f, m = ([r for r in rows if r["config"] == config and r["device"] == dev and r["model"] == k
+                     and r.get("label", "current") == args.label][0] for k in ("FeaStNet-S", "MEPS"))
             print(f"{config} / {dev}: MEPS step {m['train_step_s'] / f['train_step_s']:.1f}× FeaStNet-S's, "
                   f"memory {m['peak_mem_MiB'] / max(f['peak_mem_MiB'], 1):.1f}×")
+            for r in rows:
+                if (r.get("label", "current") != args.label and r["config"] == config and r["device"] == dev
+                        and r["model"] == "MEPS"):
+                    print(f"  MEPS '{args.label}' vs '{r.get('label', 'current')}': step (CPU time) "
+                          f"{r.get('train_step_cpu_s', r['train_step_s']) / m['train_step_cpu_s']:.1f}× faster, "
+                          f"peak memory {r['peak_mem_MiB'] / max(m['peak_mem_MiB'], 1):.1f}× smaller")
 
 
 if __name__ == "__main__":
