@@ -300,6 +300,11 @@ D = ((LazyTensor(x[:, None, :]) - LazyTensor(y[None, :, :])) ** 2).sum(-1)
 idx = D.argmin(dim=1).view(-1).cpu()
 ref = torch.cdist(x, y).argmin(1).cpu()
 assert (idx == ref).float().mean() > 0.99, "KeOps argmin disagrees with torch"
+if dev.type == "cuda":  # the soft map's own reduction too (a second formula, compiled on the GPU)
+    V = torch.randn(300, 4, device=dev)
+    out = (D * -0.5).sumsoftmaxweight(LazyTensor(V[None, :, :]), axis=1)
+    want = torch.softmax(-0.5 * torch.cdist(x, y) ** 2, 1) @ V
+    assert (out - want).abs().max() < 1e-3, "KeOps sumsoftmaxweight disagrees with torch"
 print("KEOPS_OK")
 """
 _KEOPS_VERDICT: dict = {}
@@ -341,8 +346,10 @@ def keops_available(device="cpu", timeout: float = 300.0) -> tuple[bool, str]:
         else:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
             ok, reason = False, f"probe exited with code {proc.returncode} ({tail[0][:200]})"
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:  # maybe only a busy machine: not remembered on disk
         ok, reason = False, f"probe timed out after {timeout:.0f} s"
+        _KEOPS_VERDICT[key] = (ok, reason)
+        return ok, reason
     verdict_file.write_text(json.dumps({"ok": ok, "reason": reason}))
     _KEOPS_VERDICT[key] = (ok, reason)
     return ok, reason
