@@ -34,3 +34,28 @@ def median_time(fn, reps: int, sync=lambda: None) -> float:
         sync()
         out.append(time.perf_counter() - t)
     return float(np.median(out))
+
+
+def diffusionnet_step(shape, ops, dev):
+    """The DiffusionNet timing set-up of the paper's Table 6 (width 128, 4 blocks, xyz in, an
+    8-class octant segmentation): returns ``(step, net, x, o)`` with ``step()`` one training step
+    (forward + backward + Adam) on ``dev``; ``ops`` from ``compute_operators(shape, k=128)``."""
+    import torch
+
+    from shapelib.diffusion import DiffusionNet, input_features
+
+    v = shape.vertices
+    y = torch.as_tensor((v[:, 0] > 0) * 4 + (v[:, 1] > 0) * 2 + (v[:, 2] > 0)).to(dev)
+    o = ops.to_torch(dev)
+    x = input_features(shape, "xyz", device=dev)
+    torch.manual_seed(0)
+    net = DiffusionNet(3, 8, width=128, n_blocks=4).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(net(x, o), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step, net, x, o

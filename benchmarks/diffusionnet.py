@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from _shapes import bumpy_torus, median_time
+from _shapes import bumpy_torus, diffusionnet_step, median_time
 
 HERE = Path(__file__).resolve().parent
 SIZES = [(47, 16), (200, 50), (736, 250)]  # 752, 10,000, 184,000 vertices
@@ -28,7 +28,6 @@ PAPER = {752: (0.288, 0.019, 0.007), 10000: (3.55, 0.025, 0.010), 184000: (69.5,
 
 
 def main():
-    from shapelib.diffusion import DiffusionNet, input_features
     from shapelib.operators import compute_operators
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,21 +42,9 @@ def main():
         t = time.perf_counter()
         ops = compute_operators(shape, k=128, cache=False)
         pre = time.perf_counter() - t
-        labels = torch.as_tensor((shape.vertices[:, 0] > 0) * 4 + (shape.vertices[:, 1] > 0) * 2 + (shape.vertices[:, 2] > 0))
         for dev in devices:
-            torch.manual_seed(0)
             sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-            o = ops.to_torch(dev)
-            x = input_features(shape, "xyz", device=dev)
-            y = labels.to(dev)
-            net = DiffusionNet(3, 8, width=128, n_blocks=4).to(dev)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-            def step():
-                loss = torch.nn.functional.cross_entropy(net(x, o), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            step, net, x, o = diffusionnet_step(shape, ops, dev)
 
             def infer():
                 with torch.no_grad():

@@ -46,7 +46,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # shapelib from this checkout (a GPU machine has no editable install)
-from _shapes import bumpy_torus, median_time  # noqa: E402
+from _shapes import bumpy_torus, diffusionnet_step, median_time  # noqa: E402
 
 PAPER = {  # seconds, the papers' GPUs
     "dzo-100000": "5 s (Magnet & Ovsjanikov Table 3, 'Our Diff. ZoomOut', 100k; our goal ≤ 2 s)",
@@ -405,7 +405,6 @@ def time_zoomout(rep: Report, dev, budget: Budget, smoke: bool, backends, sizes)
 
 def time_diffusionnet(rep: Report, dev, budget: Budget, smoke: bool, backends, sizes):
     # --- DiffusionNet training step, width 128, 4 blocks (benchmarks/diffusionnet.py's set-up)
-    from shapelib.diffusion import DiffusionNet, input_features
     from shapelib.operators import compute_operators
 
     prev, n_prev = None, 1
@@ -419,20 +418,7 @@ def time_diffusionnet(rep: Report, dev, budget: Budget, smoke: bool, backends, s
         t = time.perf_counter()
         ops = compute_operators(shape, k=128, cache=False)
         pre = time.perf_counter() - t
-        o = ops.to_torch(dev)
-        x = input_features(shape, "xyz", device=dev)
-        y = torch.as_tensor((shape.vertices[:, 0] > 0) * 4 + (shape.vertices[:, 1] > 0) * 2
-                            + (shape.vertices[:, 2] > 0)).to(dev)
-        torch.manual_seed(0)
-        net = DiffusionNet(3, 8, width=128, n_blocks=4).to(dev)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-        def step():
-            loss = torch.nn.functional.cross_entropy(net(x, o), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
+        step = diffusionnet_step(shape, ops, dev)[0]
         prev = timed_row(rep, budget, dev, "dn", n, _scale(prev, n_prev, n, 1.0, 1.0), step, reps=5,
                          what="DiffusionNet training step, width 128, 4 blocks, spectral, xyz in, 8 classes",
                          preprocess_cpu_s=pre)

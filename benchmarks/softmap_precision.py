@@ -47,6 +47,18 @@ def main():
     from shapelib.kernels import SoftMap
 
     rows = []
+    machine = (f"{platform.machine()} · {os.cpu_count()} cores · torch {torch.__version__} · "
+               f"{args.threads} torch thread(s)")
+
+    def save():  # after every size, so that a stopped run keeps what it measured
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "softmap_precision.json").write_text(json.dumps(
+            {"date": time.strftime("%Y-%m-%d"), "machine": machine, "threads": args.threads, "sigma": 1e-2,
+             "features": "k = 130 eigenbasis of a bumpy torus (unit area) vs a second discretisation",
+             "reference": "float64 on the same float32 inputs",
+             "note": "cpu_s = process CPU time (one thread: robust to other processes' load); wall_s is not",
+             "rows": rows}, indent=2))
+
     for n in args.sizes:
         minor = 50 if n <= 5000 else 100
         zb.SIZES[f"p{n}"] = (n // minor, minor)
@@ -96,13 +108,7 @@ def main():
             r["err_grad_C_init"] = float((gr.double() - C64.grad).abs().max() / C64.grad.abs().max())
             print(f"  n={b1.n} diff_zoomout logits={r['logits']:<7}: C err {r['err_C']:.1e}, dC_init err "
                   f"{r['err_grad_C_init']:.1e}, {r['wall_s']:.2f} s wall, {r['cpu_s']:.2f} s CPU", flush=True)
-    machine = (f"{platform.machine()} · {os.cpu_count()} cores · torch {torch.__version__} · "
-               f"{args.threads} torch thread(s)")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "softmap_precision.json").write_text(json.dumps(
-        {"date": time.strftime("%Y-%m-%d"), "machine": machine, "threads": args.threads, "sigma": 1e-2,
-         "features": "k = 130 eigenbasis of a bumpy torus (unit area) vs a second discretisation",
-         "reference": "float64 on the same float32 inputs", "rows": rows}, indent=2))
+        save()
     print(f"\nfloat32 soft map at sigma = 1e-2 — {machine}")
     print(f"{'what':<30} {'n':>6} {'logits':>8} {'value/C err':>12} {'grad err':>9} {'wall s':>7} {'CPU s':>7}")
     for r in rows:
