@@ -62,6 +62,8 @@ LOGIT_TOL = 1e-6
 LOGITS = ("auto", "float32", "float64")
 #: bytes of one ``(chunk, n_src)`` block the torch backend may allocate (several live at once)
 BLOCK_BYTES = int(os.environ.get("SHAPELIB_BLOCK_BYTES", 2**27))
+#: the same on a CUDA device (larger blocks keep the GPU busy: a 200k-column block of 128 MB is 80 rows)
+BLOCK_BYTES_CUDA = int(os.environ.get("SHAPELIB_BLOCK_BYTES_CUDA", 2**30))
 
 # ----------------------------------------------------------------------------- input checks
 
@@ -101,10 +103,11 @@ def _check_values(V: torch.Tensor, n: int, ref: torch.Tensor, name: str, side: s
     return V.to(ref.dtype)
 
 
-def _rows_per_chunk(n_cols: int, chunk: int | None, width: int = 1) -> int:
+def _rows_per_chunk(n_cols: int, chunk: int | None, width: int = 1, device=None) -> int:
     if chunk is not None:
         return max(1, int(chunk))
-    return max(16, min(65536, BLOCK_BYTES // (4 * max(1, n_cols) * max(1, width))))
+    budget = BLOCK_BYTES_CUDA if device is not None and torch.device(device).type == "cuda" else BLOCK_BYTES
+    return max(16, min(65536, budget // (4 * max(1, n_cols) * max(1, width))))
 
 
 def sq_dist(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -230,7 +233,7 @@ def _torch_product(F_tgt, F_src, V, sigma, chunk, transpose, logits="auto"):
     mu = None
     if wide != a.dtype:
         a, b, mu = F_tgt, F_src, F_src.detach().to(wide).mean(0, keepdim=True)
-    chunk = _rows_per_chunk(F_src.shape[0], chunk, width=torch.finfo(wide).bits // 32)
+    chunk = _rows_per_chunk(F_src.shape[0], chunk, width=torch.finfo(wide).bits // 32, device=F_src.device)
     return _SoftMapProduct.apply(a, b, V, 1.0 / sigma**2, chunk, transpose, wide, mu)
 
 
@@ -433,7 +436,7 @@ class SoftMap:
         ``SoftMap(F1, F2, σ)`` is ``Π21``: shape 2 = target rows, shape 1 = source columns.
     sigma : blur in feature units (> 0); the paper uses 1e-2.
     backend : see the module docstring. chunk : target rows per block (torch backend; default
-        sized so one block is ≤ ``BLOCK_BYTES``). logits : ``'auto'`` / ``'float32'`` / ``'float64'``,
+        sized so one block is ≤ ``BLOCK_BYTES``, ``BLOCK_BYTES_CUDA`` on a GPU). logits : ``'auto'`` / ``'float32'`` / ``'float64'``,
         the dtype the torch backend forms float32 features' logits in (module docstring, Precision).
 
     ``Π @ X`` (``X (n_src, d)`` → ``(n_tgt, d)``), ``Π.T @ Y`` (``Y (n_tgt, d)`` → ``(n_src, d)``),
@@ -573,7 +576,7 @@ def knn(X: torch.Tensor, k: int, Y: torch.Tensor | None = None, backend: str = "
             idx = idx[keep].view(X.shape[0], k)
         d2 = ((Xc[:, None, :] - Yc[idx]) ** 2).sum(-1)
         return idx, d2
-    rows = _rows_per_chunk(m, chunk)
+    rows = _rows_per_chunk(m, chunk, device=X.device)
     idx = torch.empty((X.shape[0], k), dtype=torch.long, device=X.device)
     dist = torch.empty((X.shape[0], k), dtype=X.dtype, device=X.device)
     y2 = (Yc * Yc).sum(1)
