@@ -501,7 +501,7 @@ def main(argv=None) -> int:
     check_models(rep, dev, smoke)
     correctness_s = rep.elapsed()
     if smoke:  # toy sizes; the budget counts from here, so that a slow (shared) CPU still runs some rows
-        budget = Budget(rep, min(args.budget, 60.0), since=rep.elapsed())
+        budget = Budget(rep, min(args.budget, 30.0), since=rep.elapsed())
     else:
         budget = Budget(rep, args.budget)
     print(f"\n2. timings (budget {budget.seconds:.0f} s{' from here; toy sizes' if smoke else ' for the whole run'})",
