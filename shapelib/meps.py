@@ -20,6 +20,10 @@ They differ only in where the relation logits come from:
                      local embedding, no T-Net) followed by one linear head per convolution.
 
 Everything is batched over all ``n`` neighbourhoods (gather + einsum), no loop over vertices.
+A training step is a handful of matrix products: the per-convolution heads that generate the
+base learners (``n × meta_dim × n_θ``, most of the work at the paper's size) and the encoder's
+last layer, whose BatchNorm + ReLU + max-pool run fused over chunks of neighbourhoods
+(:func:`linear_bn_relu_max`: no ``(n·K, meta_dim)`` tensor is kept).
 Choices the paper leaves open (documented in the notebook): the meta-learner reads raw xyz
 (relative to the centre) once and its embedding feeds a head per convolution; ReLU between
 Lin32 and Lin9; PointNet widths 64–128–meta_dim with BatchNorm; the generated weights are a
