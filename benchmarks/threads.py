@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     ap.add_argument("--notebooks", nargs="*", default=[], help="also time these notebooks (prefixes, quick scale)")
     ap.add_argument("--notebook-threads", type=int, nargs="+", default=None,
                     help="thread counts for the notebook timings (default: the shapelib default only)")
+    ap.add_argument("--no-ops", action="store_true", help="only the notebook timings (keep the stored op rows)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
     from shapelib import config
 
     rows = []
-    for loaded in (False, True):
+    for loaded in ((False, True) if not args.no_ops else ()):
         for n in args.threads:
             row = measure(n, loaded, args.reps, args.burners)
             rows.append(row)
@@ -191,8 +192,14 @@ def main(argv=None) -> int:
               "default_threads": config.DEFAULT_THREADS, "ops": rows, "notebooks": nb_rows,
               "note": "median seconds per op; 'loaded' = one CPU-burning process per core started beside the run"}
     out = HERE / "results" / "threads.json"
-    if nb_rows == [] and out.exists():  # keep earlier notebook timings when only the ops are re-measured
-        result["notebooks"] = json.loads(out.read_text()).get("notebooks", [])
+    if out.exists():  # keep the earlier rows of whichever part was not re-measured
+        before = json.loads(out.read_text())
+        key = lambda r: (r["notebook"], r["threads"], r["loaded"])  # new notebook rows replace their old twins
+        fresh = {key(r) for r in nb_rows}
+        result["notebooks"] = [r for r in before.get("notebooks", []) if key(r) not in fresh] + nb_rows
+        if not rows:
+            rows = result["ops"] = before.get("ops", [])
+            result["date_ops"] = before.get("date")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
 

@@ -114,3 +114,16 @@ def test_focus_draws_a_close_up(tall):
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="focus"):
         viz.plot_shape(tall, None, focus=(top + 10, 0.1))
+
+
+def test_interactive_meshplot_backend_is_optional(tall):
+    pytest.importorskip("plotly")
+    try:
+        import meshplot  # noqa: F401
+    except ImportError:
+        from shapelib.errors import MissingDependencyError
+
+        with pytest.raises(MissingDependencyError, match="conda install -c conda-forge meshplot"):
+            viz.interactive(tall, backend="meshplot")
+    with pytest.raises(ValueError, match="backend"):
+        viz.interactive(tall, backend="k3d")
