@@ -16,7 +16,7 @@ import torch
 
 pytest.importorskip("pyFM.functional", reason="pyFM is not installed: pip install pyfmaps (in the dev extra)")
 
-from shapelib.fmaps import AXIOMATIC, SpectralBasis, axiomatic_zoomout, fmap_to_p2p, zoomout  # noqa: E402
+from shapelib.fmaps import AXIOMATIC, SpectralBasis, axiomatic_zoomout, zoomout  # noqa: E402
 from shapelib.fmaps_eval import pyfm_mesh, pyfm_pipeline  # noqa: E402
 from shapelib.metrics import GeodesicEvaluator  # noqa: E402
 from shapelib.operators import compute_operators  # noqa: E402
