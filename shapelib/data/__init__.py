@@ -4,7 +4,7 @@ One line per need (``source='auto'``: real data when found under ``$SHAPELIB_DAT
 synthetic; ``'real'`` raises `DatasetNotFoundError` when missing; ``'synthetic'`` forces it)::
 
     from shapelib import data
-    pairs = data.human_pairs(split="test")          # FAUST_r test_pairs.txt | remeshed humanoids
+    pairs = data.human_pairs(split="test")          # FAUST_r pairs among 080–099 | remeshed humanoids
     same  = data.human_pairs(dataset="faust")       # one connectivity: p2p_21 = identity
     train = data.humans(split="train")              # FAUST registrations 000–079 | humanoids
     iso   = data.humans_remeshed("iso")             # DiffusionNet Table 5: iso/dense/qes/cloud
