@@ -42,7 +42,7 @@ log-sum-exp; the exponentials and every product with ``X`` stay float32) wheneve
 exceeds :data:`LOGIT_TOL` (``logits='auto'``); ``logits='float32'`` forces the fast path (e.g. GPUs
 with slow float64), ``'float64'`` the exact one; ``kernels.LOGIT_TOL = float('inf')`` sets the fast
 path for every SoftMap (also those made inside ``fmaps.diff_zoomout``). Cost on one CPU thread
-(``benchmarks/softmap_precision.py``): +20–45 % per product + backward. KeOps forms ``‖a−b‖²`` from the differences and
+(``benchmarks/softmap_precision.py``): +20–40 % per product + backward. KeOps forms ``‖a−b‖²`` from the differences and
 needs no such care; SDPA is the expansion inside a fused kernel and keeps its float32 error
 (``benchmarks/gpu_check.py`` measures it: at σ = 1e-2 on features of norm ~14, 2e-1 in the values
 and far more in the gradients — use it at large σ only).
