@@ -9,7 +9,7 @@ read by ``shapelib.config.apply_thread_defaults`` on import), timing the median 
 
 * ``eigsh``      — 64 eigenpairs of the cotan Laplacian of a 6,890-vertex human (FAUST tr_reg_000
                    when ``$SHAPELIB_DATA`` has it, else a synthetic humanoid), ``operators.eigenbasis``;
-* ``diffusionnet`` — one DiffusionNet training step (width 64, 4 blocks) on a ~750-vertex mesh;
+* ``diffusionnet`` — one DiffusionNet training step (paper Table 6 set-up: width 128, 4 blocks) at 752 vertices;
 * ``meps``       — one MEPS training step at notebook 03's quick setting (300 points, k = 20);
 * ``matmul``     — a loop of 200 small torch products (256×256 @ 256×64, ReLU).
 
@@ -38,7 +38,7 @@ def worker(reps: int) -> dict:
     """Runs inside the subprocess (SHAPELIB_THREADS already set): time each op, print JSON."""
     import torch
 
-    from _shapes import bumpy_torus, median_time
+    from _shapes import bumpy_torus, diffusionnet_step, median_time
     from shapelib import config, data
     from shapelib import operators as ops
 
@@ -48,22 +48,8 @@ def worker(reps: int) -> dict:
     out["eigsh_n"] = human.n_vertices
     out["eigsh"] = median_time(lambda: ops.eigenbasis(L, M, k=64), reps)
 
-    from shapelib.diffusion import DiffusionNet, input_features
-
-    torus = bumpy_torus(47, 16)
-    o = ops.compute_operators(torus, k=64, cache=False).to_torch("cpu")
-    x = input_features(torus, "xyz")
-    y = torch.as_tensor((torus.vertices[:, 0] > 0) * 2 + (torus.vertices[:, 1] > 0))
-    torch.manual_seed(0)
-    net = DiffusionNet(3, 4, width=64, n_blocks=4)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    def dn_step():
-        loss = torch.nn.functional.cross_entropy(net(x, o), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    torus = bumpy_torus(47, 16)                     # 752 vertices: the paper's Table 6 set-up
+    dn_step = diffusionnet_step(torus, ops.compute_operators(torus, k=128, cache=False), "cpu")[0]
     dn_step()
     out["diffusionnet"] = median_time(dn_step, reps)
 

@@ -19,8 +19,8 @@ Threads
 The default is **one thread per process**. ``benchmarks/threads.py`` times a 6.9k-vertex
 ``eigsh``, a DiffusionNet and a MEPS training step and a small torch matmul loop at 1 and 2
 threads, with and without CPU-burning processes beside them (``benchmarks/results/threads.json``).
-On the 2-core CI/lab machine two threads were 6-33x *slower* than one when the other core was
-already busy (other kernels, a background run; load average 2) and 6-37x slower with one burner
+On the 2-core CI/lab machine two threads were 10-120x *slower* than one when the other core was
+already busy (other kernels, a background run; load average 1.7) and 6-77x slower with one burner
 per core, because OpenMP/BLAS threads spin-wait for a core that is taken. On a truly idle
 2-core machine two threads could at most halve the large ops (not measured: a shared lab
 machine is never idle) and gain little on the small ops that dominate notebooks, so 1 is the
