@@ -22,10 +22,28 @@ def test_report_merges_runs_and_lists_missing(tmp_path):
     assert "| 00_a.ipynb | ok | 12 s | 2026-01-01 00:00 UTC | standard |" in text
     assert "FAILED: AssertionError: x" in text
     assert "| 02_c.ipynb | not run yet |" in text
-    assert "## 00 A" in text and "| q1 | 1.0 | 0.9 | synthetic: x | quick |" in text
+    assert "## 00 A" in text and "| q1 | 1.0 | 0.9 | synthetic: x | — | — | — | quick |" in text
     assert text.count("scale `") == 2  # one stamp per (scale, machine)
 
 
 def test_markdown_table_escapes_pipes_and_fills_missing():
     text = report.markdown_table([dict(quantity="a|b", ours=None)])
     assert "a\\|b" in text and "—" in text
+
+
+def test_rows_carry_protocol_and_values_and_no_machine_paths(tmp_path, monkeypatch):
+    """Paper rows name their protocol, sample size and seeds, keep machine-readable values, and
+    never carry a path of the machine they ran on."""
+    from shapelib import config
+
+    data = tmp_path / "datasets"
+    monkeypatch.setenv("SHAPELIB_DATA", str(data))
+    sink = tmp_path / "rows.jsonl"
+    monkeypatch.setenv("SHAPELIB_RESULTS", str(sink))
+    text = report.results_table("02 X", [dict(quantity="Table 5, iso", paper=0.68, ours="0.70", protocol="paper", n=20,
+                                              seeds=[0], ours_value=0.70, paper_value=0.68, unit="error x100",
+                                              spread={"std": 0.1}, data=f"real: FAUST ({data / 'faust'})")], show=False)
+    assert "| Table 5, iso | 0.68 | 0.70 | real: FAUST ($SHAPELIB_DATA/faust) | paper | 20 | [0] |" in text
+    row = json.loads(sink.read_text())
+    assert row["ours_value"] == 0.70 and row["paper_value"] == 0.68 and row["spread"] == {"std": 0.1}
+    assert str(tmp_path) not in sink.read_text() and str(config.data_root()) not in sink.read_text()
