@@ -105,6 +105,12 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     config.seed_everything(cfg["seed"])
     model = proto.build(cfg).to(device)
     state = checkpoints.load_state(name) if resume else None
+    if resume and state is None and name in checkpoints.available():
+        record = checkpoints.load_record(name)
+        if record.get("status") == "complete" and not checkpoints.config_mismatch(cfg, record.get("config", {})):
+            print(f"{name}: already trained ({record['epochs_done']} epochs, {record['date']}); --restart retrains it",
+                  flush=True)
+            return record
     if state is not None:
         model.load_state_dict(state["model"])
         print(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
@@ -147,7 +153,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     record = {
         "experiment": name, "title": proto.title, "config": cfg, "seeds": [cfg["seed"]],
         "status": "complete" if complete else "partial",
-        "epochs_done": epochs_done, "steps_done": epochs_done * -(-n_items // cfg.get("batch_size", 1)) if n_items else None, "loss_curve": [round(x, 5) for x in loss_curve],
+        "epochs_done": epochs_done, "loss_curve": [round(x, 5) for x in loss_curve],
+        "steps_done": epochs_done * -(-n_items // cfg.get("batch_size", 1)) if n_items else None,
         "data": proto.config.get("data", {}), "evaluation": evaluation,
         "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
         "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),

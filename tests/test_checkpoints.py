@@ -85,6 +85,9 @@ def test_resumed_run_equals_uninterrupted_run(ckpt_dir, toy, monkeypatch):
     full = protocols.train("toy", progress=False)
     assert full["status"] == "complete" and full["epochs_done"] == 4
     assert checkpoints.load_state("toy") is None                             # state removed when complete
+    stamp = (ckpt_dir / "toy.pt").stat().st_mtime_ns
+    protocols.train("toy", progress=False)                                   # a complete run is not retrained
+    assert (ckpt_dir / "toy.pt").stat().st_mtime_ns == stamp
     w_full = {k: v.clone() for k, v in protocols.load_model("toy")[0].state_dict().items()}
 
     monkeypatch.setenv("SHAPELIB_CHECKPOINTS", str(ckpt_dir / "second"))
