@@ -3,6 +3,7 @@
     python benchmarks/threads.py                       # ops at 1 and 2 threads, quiet and loaded
     python benchmarks/threads.py --threads 1 2 4 --reps 7
     python benchmarks/threads.py --notebooks 00 01 03   # also time whole notebooks (quick scale)
+    python benchmarks/threads.py --no-ops --notebooks 00 01 --conditions quiet   # notebooks only, quiet only
 
 Each (thread count, load) runs in a fresh subprocess with ``SHAPELIB_THREADS=N`` (the one knob,
 read by ``shapelib.config.apply_thread_defaults`` on import), timing the median of ``--reps`` runs of
@@ -146,6 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--notebook-threads", type=int, nargs="+", default=None,
                     help="thread counts for the notebook timings (default: the shapelib default only)")
     ap.add_argument("--no-ops", action="store_true", help="only the notebook timings (keep the stored op rows)")
+    ap.add_argument("--conditions", choices=("both", "quiet", "loaded"), default="both",
+                    help="time the notebooks quiet, loaded (with --burners) or both")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -165,7 +168,7 @@ def main(argv=None) -> int:
     nb_rows = []
     for prefix in args.notebooks:
         for n in args.notebook_threads or [config.DEFAULT_THREADS]:
-            for loaded in (False, True):
+            for loaded in {"both": (False, True), "quiet": (False,), "loaded": (True,)}[args.conditions]:
                 r = time_notebook(prefix, n, loaded, args.burners)
                 nb_rows.append(r)
                 print(f"  notebook {r['notebook']} threads={n} {'loaded' if loaded else 'quiet'}: {r['seconds']:.0f} s "
