@@ -638,20 +638,30 @@ class ShapeData:
     def from_shape(cls, shape, k: int = 140, inputs: str = "hks", device=None, dtype=torch.float32,
                    standardize: bool = True) -> "ShapeData":
         """Operators with ``k`` eigenpairs (cached on disk) and inputs from
-        :func:`shapelib.diffusion.input_features`: ``'hks'`` (16 scale-normalised HKS, intrinsic) or
-        ``'xyz'``; ``standardize`` z-scores each input channel on the shape (measured: without it
-        the unsupervised losses barely move in the first hundred steps)."""
+        :func:`shapelib.diffusion.input_features`: ``'hks'`` (16 scale-normalised HKS, intrinsic),
+        ``'xyz'``, or ``'wks'`` (128 WKS energies on the first 128 eigenpairs, the authors' code's
+        input; needs ``k ≥ 128``); ``standardize`` z-scores each input channel on the shape
+        (measured: without it the unsupervised losses barely move in the first hundred steps)."""
         from .operators import compute_operators
 
+        if inputs not in ("hks", "xyz", "wks"):
+            raise ValueError(f"inputs={inputs!r}: choose 'hks', 'wks' or 'xyz'.")
         ops = compute_operators(shape, k=k)
+        if inputs == "wks":
+            x = wks_descriptors(ops, n_energies=128, k=128, every=1)
+        else:
+            x = None
         try:
+            if x is not None:
+                raise ImportError  # WKS needs no DiffusionNet helper
+
             from .diffusion import input_features
 
             x = input_features(ops if inputs == "hks" else shape, kind=inputs)
         except ImportError:  # DiffusionNet's module absent: the same HKS inputs
-            if inputs != "hks":
+            if x is None and inputs != "hks":
                 raise
-            x = ops.hks(16)
+            x = ops.hks(16) if x is None else x
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float64)
         if standardize:  # raw HKS channels are ~8 ± 0.3: a network barely sees the variation
             x = (x - x.mean(0)) / x.std(0).clamp_min(1e-3)
@@ -738,12 +748,19 @@ def predict_map(net: torch.nn.Module, s1: ShapeData, s2: ShapeData, cfg: FmapTra
                 backend: str | None = None):
     """Test-time map of a trained network: ``p2p_21`` from feature nearest neighbours (``refine=False``)
     or from the hard ZoomOut of ``C_init`` to ``k_final`` (``refine=True``). Returns ``(p2p_21, C12)``."""
+    return map_from_features(net(s1.x, s1.ops), net(s2.x, s2.ops), s1.basis, s2.basis, cfg, refine, backend)
+
+
+@torch.no_grad()
+def map_from_features(F1: torch.Tensor, F2: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis,
+                      cfg: FmapTrainConfig, refine: bool = True, backend: str | None = None):
+    """:func:`predict_map` from features already computed (evaluate many pairs, one forward pass
+    per shape). Returns ``(p2p_21, C12)``."""
     backend = backend or cfg.backend
-    F1, F2 = net(s1.x, s1.ops), net(s2.x, s2.ops)
     s = cfg.sigma * float(embedding_diameter(F2)) if cfg.relative_sigma else cfg.sigma
     pi = SoftMap(F1, F2, s, backend=backend)
-    C = soft_fmap(pi, s1.basis, s2.basis, cfg.k_init, cfg.k_init)
+    C = soft_fmap(pi, basis1, basis2, cfg.k_init, cfg.k_init)
     if not refine:
         return pi.argmax(), C
-    C, p2p = zoomout(C, s1.basis, s2.basis, cfg.k_final, step=cfg.step, backend=backend)
+    C, p2p = zoomout(C, basis1, basis2, cfg.k_final, step=cfg.step, backend=backend)
     return p2p, C

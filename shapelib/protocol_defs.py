@@ -5,6 +5,11 @@
   the 20 test shapes 080–099 in five discretisations (orig / iso / dense / qes / cloud).
 * ``diffusionnet_orientation_fig5`` — DiffusionNet Fig. 5: left/right segmentation of humanoids
   and their mirror images from intrinsic (HKS) inputs; complex vs real gradient features.
+* ``meps_faust_table1`` / ``feastnet_faust_table1`` — MEPS (Huang et al.) Table 1: FAUST 80/20,
+  6,890 labels, accuracy at zero error.
+* ``fmaps_faust_r_unsupervised`` — Magnet & Ovsjanikov 2024, Table 1 (train F / test F): the
+  single-branch unsupervised pipeline (DiffusionNet features → soft map → differentiable ZoomOut
+  losses) trained on FAUST_r 000–079, tested on all 190 pairs of 080–099.
 """
 from __future__ import annotations
 
@@ -291,3 +296,140 @@ for _name, _relation in (("meps_faust_table1", "meps"), ("feastnet_faust_table1"
         build=_meps_build, train_items=lambda cfg, device: _meps_items(range(80), cfg, device), loss=_f5_loss,
         evaluate=_meps_evaluate, check_shapes=["080", "081"], needs=("faust_registrations",),
     ))
+
+
+# ----------------------------------------------------------------------------- Scalable fmaps, Table 1 (F)
+
+FM_CONFIG = {
+    "task": "unsupervised shape matching, single-branch pipeline (Magnet & Ovsjanikov 2024, Sec. 4.3)",
+    "inputs": "128 WKS energies on 128 eigenpairs, z-scored per channel (the authors' code's input)",
+    "in_channels": 128, "n_features": 32, "width": 128, "n_blocks": 4, "dropout": False, "k_eig": 140,
+    "k_init": 30, "n_iter": 10, "step": 10, "sigma": 1e-2, "w_orth": 1.0, "w_consist": [1e-4, 1e-1],
+    "consist_ramp": 0.5, "w_lap": 1e2, "lr": 1e-3, "grad_clip": None, "refine_every": 1,
+    # CPU budget: an "epoch" is 100 random ordered pairs of the 80 training shapes (6,320 pairs in
+    # all), 24 epochs = 2,400 steps; training shapes decimated to ~1,500 vertices (the soft maps of
+    # differentiable ZoomOut cost O(n^2) per iteration); testing is at full resolution
+    "epochs": 24, "epoch_size": 100, "train_faces": 3000, "seed": 0, "n_train": 80,
+    "train": "faust_r tr_reg_000-079, quadric-decimated to 3,000 faces, unit area; random ordered pairs, no labels",
+    "test": "faust_r tr_reg_080-099 at full resolution (~5k vertices), all 190 pairs",
+    "metric": "mean geodesic error x100 on shape 1 / sqrt(area), every vertex with ground truth (.vts rows)",
+    "data": {"train": [f"faust_r/vtx_5k/tr_reg_{i:03d}.off" for i in range(80)],
+             "test": [f"faust_r/vtx_5k/tr_reg_{i:03d}.off" for i in range(80, 100)]},
+}
+FM_PAPER = 1.9   # Table 1, train F / test F
+
+
+def fm_train_config(cfg):
+    """The :class:`shapelib.fmaps.FmapTrainConfig` of a protocol config (paper text settings)."""
+    from .fmaps import FmapTrainConfig
+
+    return FmapTrainConfig.paper(n_features=cfg["n_features"], k_init=cfg["k_init"], n_iter=cfg["n_iter"],
+                                 step=cfg["step"], sigma=cfg["sigma"], w_orth=cfg["w_orth"],
+                                 w_consist=tuple(cfg["w_consist"]), consist_ramp=cfg["consist_ramp"],
+                                 w_lap=cfg["w_lap"], lr=cfg["lr"], grad_clip=cfg["grad_clip"])
+
+
+def _fm_build(cfg):
+    from .diffusion import DiffusionNet
+
+    return DiffusionNet(cfg["in_channels"], cfg["n_features"], width=cfg["width"], n_blocks=cfg["n_blocks"],
+                        dropout=cfg["dropout"])
+
+
+def _fm_shape_data(shape, cfg, device):
+    from .fmaps import ShapeData
+
+    return ShapeData.from_shape(shape.normalized("area"), k=cfg["k_eig"], inputs="wks", device=device)
+
+
+def _fm_items(cfg, device):
+    """Every ordered pair (i, j), i != j, of the 80 decimated training shapes (shared ShapeData)."""
+    from tqdm.auto import tqdm
+
+    from .data import real
+    from .data.synthetic import decimate
+
+    names = [f"tr_reg_{i:03d}" for i in range(80)]
+    data = [_fm_shape_data(decimate(it.shape, cfg["train_faces"]), cfg, device)
+            for it in tqdm(real.r_dataset("faust_r", names), desc="FAUST_r 000-079 (decimated)")]
+    return [(data[i], data[j]) for i in range(len(data)) for j in range(len(data)) if i != j]
+
+
+class _FmapPairLoss:
+    """Loss of one training pair (:func:`shapelib.fmaps.pair_losses`); the consistency weight
+    follows the paper's ramp over the whole run (``start_epoch`` keeps the schedule on resume)."""
+
+    def __init__(self, cfg):
+        self.cfg, self.fm = cfg, fm_train_config(cfg)
+        self.total = cfg["epochs"] * cfg["epoch_size"]
+        self.epoch, self.calls = 0, 0
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.calls = epoch, 0
+
+    def __call__(self, model, item):
+        from .fmaps import pair_losses
+
+        s1, s2 = item
+        step = self.epoch * self.cfg["epoch_size"] + self.calls
+        self.calls += 1
+        F1, F2 = model(s1.x, s1.ops), model(s2.x, s2.ops)
+        return pair_losses(F1, F2, s1.basis, s2.basis, self.fm, progress=step / max(1, self.total - 1),
+                           refine=step % self.cfg["refine_every"] == 0)["loss"]
+
+
+def fm_test_pairs(subset=None):
+    from .fmaps_eval import test_pair_names
+
+    return [(a, b) for a, b in test_pair_names("faust_r") if subset is None or f"{a}<-{b}" in subset]
+
+
+def _fm_evaluate(model, cfg, device, subset=None):
+    """Per test pair ``'tr_reg_080<-tr_reg_081'``: error ×100 of the feature map (nearest learned
+    feature) and of its ZoomOut refinement (k 30 → 130), and whether each is flipped."""
+    from tqdm.auto import tqdm
+
+    from .data import real
+    from .fmaps import map_from_features
+    from .fmaps_eval import PairScorer
+
+    fm = fm_train_config(cfg)
+    pairs = fm_test_pairs(subset)
+    names = sorted({n for p in pairs for n in p})
+    sym_dir = real.registry.get("faust_r").require() / "vtx_5k" / "corres"
+    items, data, feats = {}, {}, {}
+    for it in tqdm(real.r_dataset("faust_r", names), desc="test shapes", leave=False):
+        sym = sym_dir / f"{it.name}.sym.vts"
+        it.meta["corres_sym"] = real.read_vts(sym, it.shape.n_vertices) if sym.exists() else None
+        items[it.name] = it
+        data[it.name] = _fm_shape_data(it.shape, cfg, device)
+        with torch.no_grad():
+            feats[it.name] = model(data[it.name].x, data[it.name].ops)
+    per_pair = {}
+    for a, b in tqdm(pairs, desc="FAUST_r test pairs", leave=False):
+        scorer = PairScorer(real.r_pair(items[a], items[b]), items[a].shape.normalized("area"))
+        row = {}
+        for stage, refine in (("features", False), ("zoomout", True)):
+            p2p, _ = map_from_features(feats[a], feats[b], data[a].basis, data[b].basis, fm, refine=refine)
+            sc = scorer.score(p2p.cpu().numpy())
+            row[f"{stage}_error_x100"] = round(float(sc["error"]), 5)      # PairScorer: ×100 already
+            row[f"{stage}_flipped"] = float(sc.get("flipped", False))
+        per_pair[f"{a}<-{b}"] = row
+    summary = {}
+    for stage in ("features", "zoomout"):
+        e = np.array([r[f"{stage}_error_x100"] for r in per_pair.values()])
+        if len(e):
+            summary[stage] = {"mean": round(float(e.mean()), 4), "median": round(float(np.median(e)), 4),
+                              "std": round(float(e.std()), 4), "p10": round(float(np.percentile(e, 10)), 4),
+                              "p90": round(float(np.percentile(e, 90)), 4),
+                              "flipped": round(float(np.mean([r[f"{stage}_flipped"] for r in per_pair.values()])), 4),
+                              "n": len(e), "paper": FM_PAPER}
+    return {"per_shape": per_pair, "summary": summary}
+
+
+register(Protocol(
+    name="fmaps_faust_r_unsupervised",
+    title="Scalable fmaps Table 1 (train F, test F): single-branch unsupervised DiffusionNet + differentiable ZoomOut",
+    config=FM_CONFIG, build=_fm_build, train_items=_fm_items, loss=_FmapPairLoss, evaluate=_fm_evaluate,
+    check_shapes=["tr_reg_080<-tr_reg_081", "tr_reg_090<-tr_reg_099"], needs=("faust_r",),
+))

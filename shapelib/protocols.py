@@ -124,10 +124,10 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
 
         items = proto.train_items(cfg, device)
         loss_fn = proto.loss(cfg)
-        n_items = len(items)
+        n_items = min(len(items), cfg.get("epoch_size") or len(items))   # items per epoch
         step = _time_steps(model, items, loss_fn)
-        left = step * len(items) * (cfg["epochs"] - done)
-        print(f"{name}: {len(items)} training items × {cfg['epochs'] - done} epochs left, {step:.2f} s/step on {device} "
+        left = step * n_items * (cfg["epochs"] - done)
+        print(f"{name}: {n_items} training items × {cfg['epochs'] - done} epochs left, {step:.2f} s/step on {device} "
               f"({torch.get_num_threads()} threads) → about {left / 3600:.1f} h", flush=True)
         t_start = time.perf_counter()
         wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
@@ -142,7 +142,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         loss_curve = fit(model, items, loss_fn, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0),
                          decay_every=cfg.get("decay_every"), decay=cfg.get("decay", 0.5), seed=cfg["seed"], desc=name,
                          progress=progress, resume=resume_state, checkpoint=save, batch_size=cfg.get("batch_size", 1),
-                         min_lr=cfg.get("min_lr")).loss
+                         min_lr=cfg.get("min_lr"), grad_clip=cfg.get("grad_clip"), epoch_size=cfg.get("epoch_size"),
+                         epoch_start=getattr(loss_fn, "start_epoch", None)).loss
     final = checkpoints.load_state(name)
     epochs_done = int(final["epoch"]) if final else cfg["epochs"]
     wall = float(final["wall_seconds"]) if final else 0.0

@@ -28,7 +28,7 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
         weight_decay: float = 0.0, decay_every: int | None = None, decay: float = 0.5, grad_clip: float | None = None,
         seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True,
         resume: dict | None = None, checkpoint: Callable | None = None, batch_size: int = 1,
-        min_lr: float | None = None) -> History:
+        min_lr: float | None = None, epoch_size: int | None = None, epoch_start: Callable | None = None) -> History:
     """Train ``model`` for ``epochs`` passes over ``items`` in a seeded random order.
 
     loss_fn(model, item) -> scalar tensor. ``batch_size`` items are averaged into one step
@@ -36,6 +36,10 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     ``decay`` (DiffusionNet: ×0.5 every 50 of 200 epochs), never below ``min_lr`` (MEPS: ×0.5
     every 480 epochs, clipped at 1e-4). ``on_epoch(epoch, history)`` runs after each epoch
     (evaluation, logging). Returns the :class:`History`.
+
+    ``epoch_size``: an epoch is that many items drawn without replacement from a fresh seeded
+    permutation (for item lists too long to pass over, e.g. the 6,320 ordered pairs of 80 shapes).
+    ``epoch_start(epoch)`` runs before each epoch (e.g. a loss whose weights follow a schedule).
 
     Resumable runs (``make train``): ``checkpoint(state) -> bool`` is called after every epoch
     with ``state = {"epoch", "optimizer", "scheduler", "loss"}`` (the model holds its own
@@ -75,7 +79,9 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
             torch.manual_seed(seed + epoch)
         model.train()
         total = 0.0
-        order = rng.permutation(len(items))
+        order = rng.permutation(len(items))[:epoch_size]
+        if epoch_start is not None:
+            epoch_start(epoch)
         for b in range(0, len(order), batch_size):
             batch = order[b:b + batch_size]
             opt.zero_grad()
@@ -86,7 +92,7 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
-        hist.loss.append(total / len(items))
+        hist.loss.append(total / len(order))
         if sched:
             sched.step()
         if on_epoch:
