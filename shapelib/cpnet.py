@@ -519,19 +519,22 @@ def batch_loss(model: nn.Module, batch, sets: CorrespondenceSets, inputs: list[d
 def train_embeddings(model: nn.Module, sets: CorrespondenceSets, inputs: list[dict], train_models, epochs: int,
                      lr: float = 1e-3, batch_size: int = 4, lam: float = 1.0, push: bool = True, mining: bool = True,
                      decay_every: int = 10, decay: float = 0.9, seed: int = 0, on_epoch=None, desc: str = "CPNet",
-                     progress: bool = True):
+                     progress: bool = True, set_dist=None):
     """Train ``model`` with the geodesic-consistency loss (paper §6: Adam 1e-3, ×0.9 every 10
     epochs, batches of 4 models, λ = 1) on the models ``train_models`` via :func:`shapelib.train.fit`.
 
-    ``set_dist`` (Eq. 2) is computed on the training models only. ``push=False`` gives the
-    pull-only loss (which collapses). Returns the ``History`` (``extra['pull']``, ``extra['push']``
+    ``set_dist`` (Eq. 2) is computed on the training models only, unless given ``(K, K)`` (e.g. a
+    constant margin: the "simple push-pull loss"). ``push=False`` gives the pull-only loss (which
+    collapses). Returns the ``History`` (``extra['pull']``, ``extra['push']``
     per epoch).
     """
     from .train import fit
 
     train_models = np.asarray(list(train_models))
-    D = torch.as_tensor(sets.subset(train_models).set_distances(), dtype=torch.float32,
-                        device=inputs[0]["x"].device)
+    D = torch.as_tensor(sets.subset(train_models).set_distances() if set_dist is None else np.asarray(set_dist),
+                        dtype=torch.float32, device=inputs[0]["x"].device)
+    if D.shape != (sets.n_sets, sets.n_sets):
+        raise ValueError(f"set_dist must be (K, K) = ({sets.n_sets}, {sets.n_sets}), got {tuple(D.shape)}.")
     batches = _RandomBatches(len(train_models), batch_size, seed)
     acc = {"pull": [], "push": []}
 
