@@ -601,6 +601,8 @@ class FmapTrainConfig:
         """Geometric ramp from ``w_consist[0]`` to ``w_consist[1]`` over ``consist_ramp`` of training."""
         lo, hi = self.w_consist
         t = min(1.0, max(0.0, progress / max(self.consist_ramp, 1e-12)))
+        if lo <= 0 or hi <= 0:   # no geometric ramp through 0 (w_consist=(0, 0) switches the term off): linear
+            return float(lo + (hi - lo) * t)
         return float(lo * (hi / lo) ** t)
 
 
