@@ -1,6 +1,10 @@
 """Notebook 04 (functional maps): worked solutions to its exercises."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+
 
 def ex04_zoomout_step(C0, basis1, basis2, evaluate, k_final: int = 130, steps=(10, 1)) -> dict:
     """04, exercise 1: classic ZoomOut with step 1 (the original algorithm) vs 10: error and time."""
@@ -13,4 +17,138 @@ def ex04_zoomout_step(C0, basis1, basis2, evaluate, k_final: int = 130, steps=(1
         t = time.perf_counter()
         _, p2p = zoomout(C0, basis1, basis2, k_final, step=step)
         out[step] = {"error": float(evaluate(p2p)), "seconds": time.perf_counter() - t}
+    return out
+
+
+def ex04_sigma_sweep(C_init, basis1, basis2, evaluate, sigmas=(1e-3, 1e-2, 1e-1), n_iter: int = 10, step: int = 10) -> dict:
+    """04, exercise 2: differentiable ZoomOut for several σ from the same C_init: error of its map,
+    distance to the hard ZoomOut's C (same schedule) and the norm of the gradient w.r.t. C_init of
+    ‖[C_refined]_{1:k,1:k} − C_init‖² taken through the refinement (the consistency loss's path)."""
+    import torch
+
+    from ..fmaps import diff_zoomout, fmap_to_p2p, zoomout
+
+    k = C_init.shape[0]
+    C_hard, _ = zoomout(C_init, basis1, basis2, k + n_iter * step, step=step)
+    out = {}
+    for s in sigmas:
+        C0 = C_init.detach().clone().requires_grad_(True)
+        C = diff_zoomout(C0, basis1, basis2, sigma=s, n_iter=n_iter, step=step)
+        (g,) = torch.autograd.grad(((C[:k, :k] - C0.detach()) ** 2).sum(), C0)
+        out[s] = {"error": float(evaluate(fmap_to_p2p(C.detach(), basis1, basis2))),
+                  "‖C − C_hard‖ / ‖C_hard‖": float(torch.linalg.norm(C.detach() - C_hard) / torch.linalg.norm(C_hard)),
+                  "‖grad‖": float(torch.linalg.norm(g))}
+    return out
+
+
+def ex04_orientation_term(pair: dict, evaluate, w_orients=(0.0, 1.0, 1e3), **settings) -> dict:
+    """04, exercise 3: the axiomatic pipeline without, with and with an overweighted orientation
+    term (``pair``: a dict of the notebook's ``prepare``): errors before/after ZoomOut and ‖C_init‖."""
+    import torch
+
+    from ..fmaps import axiomatic_zoomout
+
+    out = {}
+    for w in w_orients:
+        r = axiomatic_zoomout(pair["o1"], pair["o2"], pair["b1"], pair["b2"], w_orient=w, **settings)
+        out[w] = {"‖C_init‖": float(torch.linalg.norm(r["C_init"])), "WKS fmap": float(evaluate(r["p2p_init"])),
+                  "ZoomOut": float(evaluate(r["p2p"]))}
+    return out
+
+
+def ex04_backends_timing(sizes=(2000, 10000, 20000), backends=("torch", "sdpa"), p: int = 32, d: int = 130,
+                         sigma: float = 0.1, seed: int = 0) -> dict:
+    """04, exercise 4: ``SoftMap(F1, F2, σ, backend=b) @ X`` forward and forward + backward on random
+    float32 features; seconds, time relative to the torch backend, and the largest relative
+    difference of the result and of the gradients from torch's (add "keops" to ``backends`` when
+    ``kernels.keops_available()``: its first call compiles, minutes on a laptop CPU)."""
+    import time
+
+    import torch
+
+    from ..kernels import SoftMap, sdpa_kernel_name
+
+    g = torch.Generator().manual_seed(seed)
+    out = {"sdpa kernel": sdpa_kernel_name(p=p + 1, d=d)}
+    for n in sizes:
+        F1, F2 = (0.1 * torch.randn(n, p, generator=g) for _ in range(2))
+        X = torch.randn(n, d, generator=g)
+        res, ref = {}, None
+        for b in backends:
+            a1, a2 = F1.clone().requires_grad_(True), F2.clone().requires_grad_(True)
+            t = time.perf_counter()
+            Y = SoftMap(a1, a2, sigma, backend=b) @ X
+            t_fwd = time.perf_counter() - t
+            Y.square().sum().backward()
+            t_all = time.perf_counter() - t
+            vals = (Y.detach(), a1.grad, a2.grad)
+            ref = ref or vals
+            res[b] = {"forward s": t_fwd, "fwd+bwd s": t_all, "time / torch's": t_all / res.get(backends[0], {"fwd+bwd s": t_all})["fwd+bwd s"],
+                      "max rel. diff": max(float((v - r).abs().max() / r.abs().max()) for v, r in zip(vals, ref))}
+        out[n] = res
+    return out
+
+
+def _fmap_net(train_data: list, cfg, n_steps: int, width: int, refine_every: int, seed: int = 0):
+    import torch
+
+    from ..fmaps import default_extractor, train_unsupervised
+
+    torch.manual_seed(seed)
+    net, _ = default_extractor(train_data[0].x.shape[1], cfg.n_features, width=width)
+    net = net.to(train_data[0].x.device)
+    theta0 = torch.cat([p.detach().flatten() for p in net.parameters()])
+    train_unsupervised(net, train_data, cfg, n_steps=n_steps, seed=seed, refine_every=refine_every, progress=False)
+    net.weight_change = float(torch.linalg.norm(torch.cat([p.detach().flatten() for p in net.parameters()]) - theta0)
+                              / torch.linalg.norm(theta0))   # how far training moved the weights (relative)
+    return net
+
+
+def _fmap_errors(net, test_data: list, evaluators: list, cfg) -> dict:
+    from ..fmaps import predict_map
+
+    return {name: float(np.median([ev(predict_map(net, a, b, cfg, refine=ref)[0]) for (a, b), ev in zip(test_data, evaluators)]))
+            for name, ref in (("features NN", False), ("+ ZoomOut", True))}
+
+
+def ex04_consistency_loss(train_data: list, test_data: list, evaluators: list, cfg=None, n_steps: int = 100,
+                          width: int = 64, refine_every: int = 5, trained=None) -> dict:
+    """04, exercise 5: single-branch training with and without the consistency term, same seed and
+    steps: median test errors and the features' Dirichlet energy on a test shape (Σ FᵀLF / Σ FᵀMF of
+    the centred features: a mean eigenvalue — smaller is smoother). ``trained``: a network already
+    trained with ``cfg`` (the notebook's), used as the "with consistency" run."""
+    import torch
+
+    from ..fmaps import FmapTrainConfig
+
+    cfg = cfg or FmapTrainConfig.paper()
+    a = test_data[0][0]
+    nets = {"with consistency": trained or _fmap_net(train_data, cfg, n_steps, width, refine_every),
+            "without": _fmap_net(train_data, replace(cfg, w_consist=(0.0, 0.0)), n_steps, width, refine_every=n_steps + 1)}
+    out = {}
+    for name, net in nets.items():
+        with torch.no_grad():
+            F = net(a.x, a.ops).double()
+            M, L = a.ops["M"].double(), a.ops["L"].double()
+            F = F - (M[:, None] * F).sum(0) / M.sum()
+            dirichlet = float((F * torch.sparse.mm(L, F)).sum() / (M[:, None] * F ** 2).sum())
+        out[name] = {**_fmap_errors(net, test_data, evaluators, cfg), "feature Dirichlet energy": dirichlet}
+    return out
+
+
+def ex04_paper_vs_code(train_data: list, test_data: list, evaluators: list, n_steps: int = 30, width: int = 64,
+                       refine_every: int = 5, configs: dict | None = None) -> dict:
+    """04, exercise 6: the same short training under the paper's and the public code's settings,
+    and the code's settings with one difference undone at a time: median test errors and how far
+    training moved the weights (relative change)."""
+    from ..fmaps import FmapTrainConfig
+
+    configs = configs or {"paper": FmapTrainConfig.paper(), "code": FmapTrainConfig.code(),
+                          "code, lr 1e-3": FmapTrainConfig.code(lr=1e-3),
+                          "code, absolute σ": FmapTrainConfig.code(relative_sigma=False),
+                          "code, losses unscaled": FmapTrainConfig.code(loss_scale=1.0, normalize_by_k2=False)}
+    out = {}
+    for name, cfg in configs.items():
+        net = _fmap_net(train_data, cfg, n_steps, width, refine_every)
+        out[name] = {**_fmap_errors(net, test_data, evaluators, cfg), "weight change": net.weight_change}
     return out

@@ -1,0 +1,78 @@
+"""Notebook 04's exercise solutions at small sizes (a decimated synthetic human and a noisy copy, or
+three synthetic humans for training): each gives the outcome its exercise text announces."""
+import numpy as np
+import pytest
+import torch
+
+from shapelib import data, solutions
+from shapelib.data.synthetic import variants
+from shapelib.fmaps import FmapTrainConfig, ShapeData, SpectralBasis, p2p_to_fmap
+from shapelib.metrics import GeodesicEvaluator
+from shapelib.operators import compute_operators
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A unit-area decimated human, a noisy copy (ground truth: identity) and a 30 %-wrong initial map."""
+    s1 = variants.make_variant(data.humans(source="synthetic")[0].shape, "decimated", seed=0).shape.normalized("area")
+    s2 = s1.copy(vertices=s1.vertices + np.random.default_rng(0).normal(0, 2e-3, s1.vertices.shape))
+    o1, o2 = compute_operators(s1, k=60), compute_operators(s2, k=60)
+    b1, b2 = (SpectralBasis.from_operators(o, device="cpu", dtype=torch.float64) for o in (o1, o2))
+    gt = np.arange(s1.n_vertices)
+    rng = np.random.default_rng(1)
+    noisy = np.where(rng.random(len(gt)) < 0.3, rng.integers(0, len(gt), len(gt)), gt)
+    ev = GeodesicEvaluator(s1, gt, n_samples=200)
+    return dict(s1=s1, s2=s2, o1=o1, o2=o2, b1=b1, b2=b2, gt=gt, ev=ev, C0=p2p_to_fmap(noisy, b1, b2, 10, 10), noisy=noisy)
+
+
+def test_ex04_sigma_sweep(pair):
+    P = pair
+    out = solutions.ex04_sigma_sweep(P["C0"], P["b1"], P["b2"], P["ev"].mean, sigmas=(1e-3, 1e-1), n_iter=2, step=5)
+    assert out[1e-3]["‖C − C_hard‖ / ‖C_hard‖"] < out[1e-1]["‖C − C_hard‖ / ‖C_hard‖"], "small σ: the soft map tends to the hard one"
+    assert out[1e-3]["error"] < P["ev"].mean(P["noisy"]), "with a small σ the soft refinement improves the map like ZoomOut"
+    assert all(np.isfinite(r["‖grad‖"]) for r in out.values())
+
+
+def test_ex04_orientation_term(pair):
+    P = pair
+    out = solutions.ex04_orientation_term(P, P["ev"].mean, w_orients=(0.0, 1.0, 1e3), n_energies=40, k_descr=50,
+                                          k_init=10, k_final=30, step=10)
+    assert out[1e3]["‖C_init‖"] < 0.75 * out[1.0]["‖C_init‖"], "an overweighted orientation term shrinks C towards 0"
+    assert out[1.0]["ZoomOut"] <= out[1.0]["WKS fmap"] + 0.05
+
+
+def test_ex04_backends_timing():
+    out = solutions.ex04_backends_timing(sizes=(300,), backends=("torch", "sdpa", "dense"))
+    assert set(out[300]) == {"torch", "sdpa", "dense"} and isinstance(out["sdpa kernel"], str)
+    for b, r in out[300].items():                     # timings are not asserted: only that every backend agrees
+        assert r["max rel. diff"] < 1e-4 and r["fwd+bwd s"] > 0, (b, r)
+
+
+@pytest.fixture(scope="module")
+def training():
+    cfg = FmapTrainConfig.paper(k_init=10, n_iter=2, step=5)
+    coll = data.humans(source="synthetic", n_subjects=2, n_poses=2)
+    shapes = [variants.make_variant(it.shape, "decimated", seed=0).shape.normalized("area") for it in coll]
+    sd = [ShapeData.from_shape(s, k=30) for s in shapes]
+    ev = GeodesicEvaluator(shapes[3], np.arange(shapes[3].n_vertices), n_samples=100)
+    s3b = shapes[3].copy(vertices=shapes[3].vertices + 1e-3)
+    return dict(cfg=cfg, train=sd[:3], test=[(sd[3], ShapeData.from_shape(s3b, k=30))], evaluators=[ev.mean])
+
+
+def test_ex04_consistency_loss(training):
+    off = FmapTrainConfig.paper(w_consist=(0, 0))
+    assert off.consistency_weight(0.0) == off.consistency_weight(0.7) == 0, "w_consist=(0, 0) switches the term off"
+    t = training
+    out = solutions.ex04_consistency_loss(t["train"], t["test"], t["evaluators"], cfg=t["cfg"], n_steps=6, width=16, refine_every=2)
+    assert set(out) == {"with consistency", "without"}
+    for r in out.values():
+        assert r["feature Dirichlet energy"] > 0 and 0 <= r["+ ZoomOut"] < 100, out
+
+
+def test_ex04_paper_vs_code(training):
+    t = training
+    small = dict(k_init=10, n_iter=2, step=5)
+    configs = {"code": FmapTrainConfig.code(**small), "code, lr 1e-3": FmapTrainConfig.code(lr=1e-3, **small)}
+    out = solutions.ex04_paper_vs_code(t["train"], t["test"], t["evaluators"], n_steps=6, width=16, refine_every=2, configs=configs)
+    assert out["code"]["weight change"] < 0.5 * out["code, lr 1e-3"]["weight change"], \
+        "the code's learning rate (1e-4) moves the weights far less in a short run"
