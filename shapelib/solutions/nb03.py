@@ -65,3 +65,57 @@ def ex03_rotations(models: dict, test_points, labels, degrees: float = 30.0, k: 
     upright = prepare(list(test_points), [labels] * len(test_points), k=k)
     return {name: {"upright": _label_accuracy(net, upright, labels), f"rotated {degrees:.0f}°": _label_accuracy(net, rotated, labels)}
             for name, net in models.items()}
+
+
+def ex03_refinement(reference, test_shape, points, predicted, k_init: int = 20, k_final: int = 60, n_eval: int = 1000) -> dict:
+    """03, exercise 4: refine a predicted map with ZoomOut (notebook 04). ``predicted (len(points),)``:
+    the reference vertex predicted for each template point of ``test_shape`` (same connectivity as
+    the reference, so the ground truth of test vertex i is reference vertex i). The map is extended
+    to every vertex by nearest neighbour (on the test shape), converted to a k_init × k_init
+    functional map and refined by ZoomOut to k_final. Mean geodesic error (÷ sqrt(area)) on
+    ``n_eval`` random test vertices, before and after."""
+    from scipy.spatial import cKDTree
+
+    from ..fmaps import SpectralBasis, p2p_to_fmap, zoomout
+    from ..metrics import GeodesicEvaluator
+
+    p2p = np.asarray(predicted)[cKDTree(test_shape.vertices[points]).query(test_shape.vertices)[1]]   # every test vertex
+    b_ref, b_test = (SpectralBasis.from_shape(s, k_final, device="cpu") for s in (reference, test_shape))
+    _, refined = zoomout(p2p_to_fmap(p2p, b_ref, b_test, k_init, k_init), b_ref, b_test, k_final)
+    ev = GeodesicEvaluator(reference, np.arange(test_shape.n_vertices), n_samples=n_eval)
+    return {"mean error ×100, nearest-neighbour extension": ev.mean(p2p), "mean error ×100, after ZoomOut": ev.mean(refined.cpu().numpy())}
+
+
+def ex03_mesh_graphs(train_vertices, test_vertices, reference, n_faces: int = 600, n_labels: int = 128, epochs: int = 20,
+                     meta_widths=(32, 64, 64), sigmas=(0.0, 0.01, 0.02, 0.04), k: int = 20) -> dict:
+    """03, exercise 5: MEPS on one-ring (mesh) graphs vs k-NN graphs. A coarse template mesh (quadric
+    decimation of the reference to ``n_faces``) is carried to every shape through its nearest
+    reference vertices (shared connectivity), both models train on it, and are tested on noisy
+    copies (the k-NN graph is rebuilt on the noisy points, the one-ring is not). Returns the label
+    accuracy per σ and the fraction of neighbour slots that the noise changed at the largest σ."""
+    from scipy.spatial import cKDTree
+
+    from .. import Shape
+    from ..data.synthetic.variants import decimate
+    from ..meps import add_noise, label_set, prepare
+
+    coarse = decimate(reference, n_faces)
+    L = label_set(coarse.vertices, coarse.n_vertices, n_labels)          # FPS order of all template vertices, patch labels
+    inv = np.empty(coarse.n_vertices, np.int64)
+    inv[L.points] = np.arange(coarse.n_vertices)
+    to_ref = cKDTree(reference.vertices).query(coarse.vertices[L.points])[1]
+    mesh = lambda V: Shape(V[to_ref], inv[coarse.faces])               # noqa: E731
+    train, test = [mesh(V) for V in train_vertices], [mesh(V) for V in test_vertices]
+    out = {}
+    for graph in ("knn", "mesh"):
+        items = prepare([s.vertices for s in train], [L.labels] * len(train), k=k, graph=graph, shapes=train)
+        net = _train("meps", items, L.n_labels, epochs, meta_widths)[0]
+        acc, clean = {}, prepare([test[0].vertices], k=k, graph=graph, shapes=test[:1])[0]["ops"].idx
+        for s_i, sigma in enumerate(sigmas):
+            noisy = [add_noise(s.vertices, sigma, seed=100 * s_i + j) for j, s in enumerate(test)]
+            P = prepare(noisy, [L.labels] * len(test), k=k, graph=graph, shapes=test)
+            acc[sigma] = _label_accuracy(net, P, L.labels)
+        changed = float((P[0]["ops"].idx != clean).float().mean())
+        out[graph] = {"accuracy": acc, f"neighbours changed at σ = {sigmas[-1]}": changed}
+    out["template"] = f"{coarse.n_vertices} vertices, {coarse.n_faces} faces, {L.n_labels} labels"
+    return out

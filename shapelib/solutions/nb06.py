@@ -25,3 +25,110 @@ def ex06_cloud_geodesics(mesh: Shape, sources, sizes=(256, 512, 1024, 2048), see
         far = ref > 0.05
         out[n] = float(np.median(np.abs(D_cloud[far] - ref[far]) / ref[far]))
     return out
+
+
+def _train_pointnet(sets, inputs, train, epochs: int, width: int, seed: int = 0, **kw):
+    import torch
+
+    from .. import cpnet
+
+    torch.manual_seed(seed)
+    net = cpnet.make_backbone("PointNet", width=width)
+    cpnet.train_embeddings(net, sets, inputs, train, epochs, progress=False, **kw)
+    return net
+
+
+def _held_out(sets, inputs, net, held_out):
+    from .. import cpnet
+
+    E = cpnet.embed(net, inputs)
+    return sets.subset(held_out), [E[i] for i in held_out], E
+
+
+def ex06_lambda(sets, inputs, train, held_out, lams=(0.1, 1.0, 10.0), epochs: int = 80, width: int = 32) -> dict:
+    """06, exercise 1: PointNet trained with L_pull + λ L_push for several λ: held-out mGE and the
+    embedding spread (mean per-dimension std over all models)."""
+    from .. import cpnet
+
+    out = {}
+    for lam in lams:
+        ev, E_ev, E = _held_out(sets, inputs, _train_pointnet(sets, inputs, train, epochs, width, lam=lam), held_out)
+        out[lam] = {"mGE": cpnet.mean_geodesic_error(ev, E_ev), "spread": cpnet.embedding_spread(E)}
+    return out
+
+
+def ex06_mining(sets, inputs, train, held_out, epochs: int = 80, width: int = 32, checkpoints=(5, 10, 20, 40, 80)) -> dict:
+    """06, exercise 2: hard-negative mining on / off — held-out mGE after each checkpoint epoch."""
+    import torch
+
+    from .. import cpnet
+
+    out = {}
+    for label, mining in (("mined", True), ("all negatives", False)):
+        torch.manual_seed(0)
+        net, curve = cpnet.make_backbone("PointNet", width=width), {}
+
+        def on_epoch(epoch, hist):
+            if epoch + 1 in checkpoints:
+                ev, E_ev, _ = _held_out(sets, inputs, net, held_out)
+                curve[epoch + 1] = cpnet.mean_geodesic_error(ev, E_ev)
+                net.train()
+
+        cpnet.train_embeddings(net, sets, inputs, train, epochs, mining=mining, on_epoch=on_epoch, progress=False)
+        out[label] = curve
+    return out
+
+
+def ex06_constant_push(sets, inputs, train, held_out, epochs: int = 80, width: int = 32, margin: float | None = None) -> dict:
+    """06, exercise 3: the geodesic push (Eq. 3) vs a constant margin (default: the mean of Eq. 2's
+    set distances). Held-out mGE over all sets and over the *adjacent* sets (those whose nearest
+    other set is closer than the median nearest-set distance: seat corners next to back corners)."""
+    from .. import cpnet
+
+    D = sets.subset(train).set_distances()
+    off = D[D > 0]
+    const = np.where(D > 0, float(off.mean()) if margin is None else margin, 0.0)
+    nearest_set = np.where(D > 0, D, np.inf).min(1)
+    adjacent = np.flatnonzero(nearest_set < np.median(nearest_set))
+    out = {}
+    for label, set_dist in (("geodesic push (Eq. 2)", None), (f"constant margin {const.max():.2f}", const)):
+        ev, E_ev, _ = _held_out(sets, inputs, _train_pointnet(sets, inputs, train, epochs, width, set_dist=set_dist), held_out)
+        e = cpnet.mge_errors(ev, E_ev)
+        out[label] = {"mGE": float(e["error"].mean()), "mGE adjacent sets": float(e["error"][np.isin(e["set"], adjacent)].mean())}
+    return out
+
+
+def ex06_missing_parts(sets, embeddings) -> dict:
+    """06, exercise 4: mGE of the optional sets (absent on some models: a chair's arms) vs the sets
+    every model has — over pairs of *different* models (the p = q terms are 0 and, for a set on
+    fewer models, a larger share of its terms)."""
+    from .. import cpnet
+
+    e = cpnet.mge_errors(sets, embeddings)
+    optional = np.flatnonzero(~sets.present.all(0))
+    cross = e["p_model"] != e["q_model"]
+    opt = np.isin(e["set"], optional)
+    names = [sets.set_names[j] if sets.set_names else str(j) for j in optional]
+    return {"optional sets": names, "mGE optional sets": float(e["error"][cross & opt].mean()),
+            "mGE always-present sets": float(e["error"][cross & ~opt].mean())}
+
+
+def ex06_rotations(sets, nets: dict, k_eig: int = 64, seed: int = 0) -> dict:
+    """06, exercise 5: mGE of trained backbones (xyz input) and of HKS/WKS on upright clouds and on
+    randomly rotated ones (one random rotation per cloud; geodesics do not change)."""
+    from dataclasses import replace
+
+    from scipy.spatial.transform import Rotation
+
+    from .. import cpnet
+
+    rot = replace(sets, points=[(p @ Rotation.random(random_state=seed + m).as_matrix().T).astype(np.float32)
+                                for m, p in enumerate(sets.points)])
+    out = {}
+    for name, net in nets.items():
+        ops = isinstance(net, cpnet.DiffusionNetEmbed)
+        out[name] = {label: cpnet.mean_geodesic_error(s, cpnet.embed(net, cpnet.prepare_inputs(s, needs_ops=ops, k=k_eig)))
+                     for label, s in (("upright", sets), ("rotated", rot))}
+    out["HKS/WKS"] = {label: cpnet.mean_geodesic_error(s, cpnet.spectral_descriptors(s, k=k_eig, progress=False))
+                      for label, s in (("upright", sets), ("rotated", rot))}
+    return out
