@@ -336,7 +336,7 @@ def _fm_build(cfg):
                         dropout=cfg["dropout"])
 
 
-def _fm_shape_data(shape, cfg, device):
+def fm_shape_data(shape, cfg, device):
     from .fmaps import ShapeData
 
     return ShapeData.from_shape(shape.normalized("area"), k=cfg["k_eig"], inputs="wks", device=device)
@@ -350,7 +350,7 @@ def _fm_items(cfg, device):
     from .data.synthetic import decimate
 
     names = [f"tr_reg_{i:03d}" for i in range(80)]
-    data = [_fm_shape_data(decimate(it.shape, cfg["train_faces"]), cfg, device)
+    data = [fm_shape_data(decimate(it.shape, cfg["train_faces"]), cfg, device)
             for it in tqdm(real.r_dataset("faust_r", names), desc="FAUST_r 000-079 (decimated)")]
     return [(data[i], data[j]) for i in range(len(data)) for j in range(len(data)) if i != j]
 
@@ -402,7 +402,7 @@ def _fm_evaluate(model, cfg, device, subset=None):
         sym = sym_dir / f"{it.name}.sym.vts"
         it.meta["corres_sym"] = real.read_vts(sym, it.shape.n_vertices) if sym.exists() else None
         items[it.name] = it
-        data[it.name] = _fm_shape_data(it.shape, cfg, device)
+        data[it.name] = fm_shape_data(it.shape, cfg, device)
         with torch.no_grad():
             feats[it.name] = model(data[it.name].x, data[it.name].ops)
     per_pair = {}

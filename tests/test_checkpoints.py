@@ -135,3 +135,41 @@ def test_committed_checkpoint_reproduces_its_record(name):
 def test_committed_checkpoints_fit_the_size_budget():
     total = sum(p.stat().st_size for p in checkpoints.directory().glob("*.pt")) if checkpoints.directory().is_dir() else 0
     assert total <= 80 * 2**20
+
+
+class _ScheduledLoss:
+    """A loss whose weight follows the run's progress (like the fmaps consistency ramp)."""
+
+    def __init__(self, cfg):
+        self.cfg, self.epoch, self.calls, self.seen = cfg, 0, 0, []
+
+    def start_epoch(self, epoch):
+        self.epoch, self.calls = epoch, 0
+
+    def __call__(self, model, item):
+        step = self.epoch * self.cfg["epoch_size"] + self.calls
+        self.calls += 1
+        self.seen.append(step)
+        return (1.0 + step) * torch.nn.functional.mse_loss(model(item[0]), item[1])
+
+
+def test_epoch_size_and_schedule_survive_a_resume(ckpt_dir, monkeypatch):
+    """Epochs of ``epoch_size`` items drawn from a longer list, and a loss scheduled on the global
+    step: a run stopped after one epoch and resumed takes the same steps as an uninterrupted one."""
+    cfg = dict(TOY, epochs=3, epoch_size=2)
+    losses = []
+
+    def loss(c):
+        losses.append(_ScheduledLoss(c))
+        return losses[-1]
+
+    proto = Protocol("toy2", "toy, epochs of 2 of 6 items", cfg, _toy_build, _toy_items, loss, _toy_eval, ["s0"])
+    monkeypatch.setitem(protocols.PROTOCOLS, "toy2", proto)
+    full = protocols.train("toy2", progress=False)
+    assert full["steps_done"] == 6 and len(full["loss_curve"]) == 3
+    assert losses[-1].seen[-6:] == [0, 1, 2, 3, 4, 5]             # the schedule saw every global step once
+    monkeypatch.setenv("SHAPELIB_CHECKPOINTS", str(ckpt_dir / "second"))
+    protocols.train("toy2", max_minutes=0, progress=False)          # stops after its first epoch
+    done = protocols.train("toy2", progress=False)
+    assert losses[-1].seen[-4:] == [2, 3, 4, 5]                     # resumed at global step 2
+    np.testing.assert_allclose(done["loss_curve"], full["loss_curve"], rtol=1e-6)
