@@ -51,7 +51,7 @@ def test_ex06_rotations(chairs):
 
     out = solutions.ex06_rotations(sets, {"xyz": XYZ()}, k_eig=32)
     assert out["xyz"]["upright"] < 0.1 < out["xyz"]["rotated"], "xyz features are not rotation invariant"
-    assert abs(out["HKS/WKS"]["rotated"] - out["HKS/WKS"]["upright"]) < 0.02, "HKS/WKS are intrinsic: invariant"
+    assert abs(out["HKS/WKS"]["rotated"] - out["HKS/WKS"]["upright"]) < 0.05, "HKS/WKS are intrinsic: (nearly) invariant"
 
 
 def torch_module():
