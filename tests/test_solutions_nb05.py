@@ -25,7 +25,8 @@ def test_ex05_regulariser(fitted):
     out = solutions.ex05_regulariser(model, x0, 0, 1, y, lams=(0.0, 0.01, 1.0), **FAST)
     assert out[1.0]["mean move"] < out[0.01]["mean move"] and out[1.0]["max move"] < out[0.0]["max move"], \
         "a larger λ must shorten the Gauss–Newton steps"
-    assert all(v["mean move, flat quarter"] <= v["max move"] for v in out.values())
+    assert all(out[lam]["mean move, flat quarter"] <= out[lam]["max move"] for lam in (0.0, 0.01, 1.0))
+    assert 0 < out["median σ_min(∇Φ), flat quarter"] <= out["median σ_min(∇Φ)"]
 
 
 def test_ex05_eta(fitted):
