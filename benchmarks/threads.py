@@ -149,6 +149,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-ops", action="store_true", help="only the notebook timings (keep the stored op rows)")
     ap.add_argument("--conditions", choices=("both", "quiet", "loaded"), default="both",
                     help="time the notebooks quiet, loaded (with --burners) or both")
+    ap.add_argument("--context", default="", help="what else ran on the machine (stored with each notebook row)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -170,6 +171,8 @@ def main(argv=None) -> int:
         for n in args.notebook_threads or [config.DEFAULT_THREADS]:
             for loaded in {"both": (False, True), "quiet": (False,), "loaded": (True,)}[args.conditions]:
                 r = time_notebook(prefix, n, loaded, args.burners)
+                if args.context:
+                    r["context"] = args.context
                 nb_rows.append(r)
                 print(f"  notebook {r['notebook']} threads={n} {'loaded' if loaded else 'quiet'}: {r['seconds']:.0f} s "
                       f"(ok={r['ok']}, load avg {r['loadavg_1min']})", flush=True)
@@ -188,7 +191,7 @@ def main(argv=None) -> int:
         result["notebooks"] = [r for r in before.get("notebooks", []) if key(r) not in fresh] + nb_rows
         if not rows:
             rows = result["ops"] = before.get("ops", [])
-            result["date_ops"] = before.get("date")
+            result["date_ops"] = before.get("date_ops", before.get("date"))
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
 
