@@ -31,9 +31,9 @@ KW = dict(width=16, rows=400, lr=1e-2)
 
 
 def test_ex02_implicit_vs_spectral(task):
-    out = solutions.ex02_implicit_vs_spectral(task["P_train"], task["P_test"], task["n_labels"], epochs=4, **KW)
-    for m in ("spectral", "implicit"):                    # both schemes learn: far above chance (6.25 %)
-        assert out[m]["accuracy"] > 20 and out[m]["s/epoch"] > 0, out
+    out = solutions.ex02_implicit_vs_spectral(task["P_train"], task["P_test"], task["n_labels"], epochs=3, **KW)
+    for m in ("spectral", "implicit"):                    # both schemes learn: above twice chance (6.25 %)
+        assert out[m]["accuracy"] > 12.5 and out[m]["s/epoch"] > 0, out
     assert out["implicit / spectral time"] > 0
 
 

@@ -49,7 +49,7 @@ def _train_labeller(train: list, n_labels: int, epochs: int, width: int = 32, lr
     return net, hist
 
 
-def ex02_implicit_vs_spectral(train: list, test: list, n_labels: int, epochs: int = 5, **kw) -> dict:
+def ex02_implicit_vs_spectral(train: list, test: list, n_labels: int, epochs: int = 2, **kw) -> dict:
     """02, exercise 1: the Table 5 network with spectral vs implicit diffusion (prepared items):
     test accuracy (%) and seconds per epoch."""
     from ..train import accuracy
@@ -62,7 +62,7 @@ def ex02_implicit_vs_spectral(train: list, test: list, n_labels: int, epochs: in
     return out
 
 
-def ex02_eigenpairs_training(train_items, test_items, label_of, n_labels: int, ks=(16, 32, 64, 128),
+def ex02_eigenpairs_training(train_items, test_items, label_of, n_labels: int, ks=(2, 8, 32, 128),
                              epochs: int = 15, **kw) -> dict:
     """02, exercise 2: Table 5 accuracy (%) with k eigenpairs in the spectral diffusion (paper Fig. 13)."""
     from ..train import accuracy
