@@ -35,9 +35,12 @@ def test_ex04_sigma_sweep(pair):
 
 def test_ex04_orientation_term(pair):
     P = pair
-    out = solutions.ex04_orientation_term(P, P["ev"].mean, w_orients=(0.0, 1.0, 1e3), n_energies=40, k_descr=50,
+    out = solutions.ex04_orientation_term(P, P["ev"].mean, w_orients=(0.0, 1.0, 1e3, 1e5), n_energies=40, k_descr=50,
                                           k_init=10, k_final=30, step=10)
-    assert out[1e3]["‖C_init‖"] < 0.75 * out[1.0]["‖C_init‖"], "an overweighted orientation term shrinks C towards 0"
+    # on this ~900-vertex shape the shrinking shows clearly only at 1e5 (at 1e3 ‖C‖ fell by 17–39 %,
+    # depending on the decimation's exact output); the damage to the map already shows at 1e3
+    assert out[1e3]["WKS fmap"] > 1.5 * out[1.0]["WKS fmap"], "an overweighted orientation term spoils the initial map"
+    assert out[1e5]["‖C_init‖"] < 0.5 * out[1.0]["‖C_init‖"], "an overweighted orientation term shrinks C towards 0"
     assert out[1.0]["ZoomOut"] <= out[1.0]["WKS fmap"] + 0.05
 
 
