@@ -205,7 +205,7 @@ def _f5_build(cfg):
                         method=cfg["method"], gradient_mode=cfg["gradient_mode"], dropout=cfg["dropout"])
 
 
-def _f5_loss(cfg):
+def _labelling_loss(cfg):
     from .train import labelling_loss
 
     return labelling_loss
@@ -238,7 +238,7 @@ for _mode in ("complex", "real"):
         title=f"DiffusionNet Fig. 5: left/right on FAUST + mirror images, HKS inputs, {_mode} A",
         config={**F5_CONFIG, "gradient_mode": _mode},
         build=_f5_build, train_items=lambda cfg, device: orientation_items(range(80), cfg, device),
-        loss=_f5_loss,
+        loss=_labelling_loss,
         evaluate=_f5_evaluate, check_shapes=["080", "080_mirror"], needs=("faust_registrations",),
     ))
 
@@ -293,7 +293,7 @@ for _name, _relation in (("meps_faust_table1", "meps"), ("feastnet_faust_table1"
         name=_name,
         title=f"MEPS Table 1 ({'MEPS' if _relation == 'meps' else 'FeaStNet-S'}): FAUST 80/20, 6,890 labels, accuracy at 0 error",
         config={**MEPS_CONFIG, "relation": _relation},
-        build=_meps_build, train_items=lambda cfg, device: _meps_items(range(80), cfg, device), loss=_f5_loss,
+        build=_meps_build, train_items=lambda cfg, device: _meps_items(range(80), cfg, device), loss=_labelling_loss,
         evaluate=_meps_evaluate, check_shapes=["080", "081"], needs=("faust_registrations",),
     ))
 
