@@ -652,18 +652,14 @@ class ShapeData:
         if inputs == "wks":
             x = wks_descriptors(ops, n_energies=128, k=128, every=1)
         else:
-            x = None
-        try:
-            if x is not None:
-                raise ImportError  # WKS needs no DiffusionNet helper
+            try:
+                from .diffusion import input_features
 
-            from .diffusion import input_features
-
-            x = input_features(ops if inputs == "hks" else shape, kind=inputs)
-        except ImportError:  # DiffusionNet's module absent: the same HKS inputs
-            if x is None and inputs != "hks":
-                raise
-            x = ops.hks(16) if x is None else x
+                x = input_features(ops if inputs == "hks" else shape, kind=inputs)
+            except ImportError:  # DiffusionNet's module absent: the same HKS inputs
+                if inputs != "hks":
+                    raise
+                x = ops.hks(16)
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float64)
         if standardize:  # raw HKS channels are ~8 ± 0.3: a network barely sees the variation
             x = (x - x.mean(0)) / x.std(0).clamp_min(1e-3)

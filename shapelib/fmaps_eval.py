@@ -96,6 +96,19 @@ class PairScorer:
         return out
 
 
+def items_with_symmetry(names, dataset: str = "faust_r") -> list:
+    """Items of ``dataset`` (:func:`shapelib.data.real.r_dataset`) with ``meta['corres_sym']``: the
+    left–right mirror of their ``.vts`` rows (``.sym.vts``; None when absent), for :class:`PairScorer`."""
+    from .data import real
+
+    sym_dir = real.registry.get(dataset).require() / "vtx_5k" / "corres"
+    items = real.r_dataset(dataset, list(names))
+    for it in items:
+        sym = sym_dir / f"{it.name}.sym.vts"
+        it.meta["corres_sym"] = real.read_vts(sym, it.shape.n_vertices) if sym.exists() else None
+    return items
+
+
 def test_pair_names(dataset: str = "faust_r") -> list[tuple[str, str]]:
     """All pairs of test shapes as (lower, higher) names — the standard protocol's 190 for FAUST_r."""
     from .data import registry
@@ -146,13 +159,10 @@ def run(n_pairs: int | None = None, out: str | Path = DEFAULT_OUT, max_minutes: 
     rows = {r["pair"]: r for r in doc.get("pairs", [])}
     with_pyfm = with_pyfm and pyfm_available()
     items, shapes, ops, bases, meshes = {}, {}, {}, {}, {}
-    sym_dir = real.registry.get("faust_r").require() / "vtx_5k" / "corres"
 
     def load(name):
         if name not in items:
-            it = real.r_dataset("faust_r", [name])[0]
-            sym = sym_dir / f"{name}.sym.vts"
-            it.meta["corres_sym"] = real.read_vts(sym, it.shape.n_vertices) if sym.exists() else None
+            it = items_with_symmetry([name])[0]
             items[name] = it
             shapes[name] = it.shape.normalized("area")
             ops[name] = compute_operators(shapes[name], k=max(AXIOMATIC["k_final"], AXIOMATIC["k_descr"]))

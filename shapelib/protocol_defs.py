@@ -395,23 +395,20 @@ def _fm_evaluate(model, cfg, device, subset=None):
 
     from .data import real
     from .fmaps import map_from_features
-    from .fmaps_eval import PairScorer
+    from .fmaps_eval import PairScorer, items_with_symmetry
 
     fm = fm_train_config(cfg)
     pairs = fm_test_pairs(subset)
     names = sorted({n for p in pairs for n in p})
-    sym_dir = real.registry.get("faust_r").require() / "vtx_5k" / "corres"
-    items, data, feats = {}, {}, {}
-    for it in tqdm(real.r_dataset("faust_r", names), desc="test shapes", leave=False):
-        sym = sym_dir / f"{it.name}.sym.vts"
-        it.meta["corres_sym"] = real.read_vts(sym, it.shape.n_vertices) if sym.exists() else None
-        items[it.name] = it
-        data[it.name] = fm_shape_data(it.shape, cfg, device)
+    items, unit, data, feats = {}, {}, {}, {}
+    for it in tqdm(items_with_symmetry(names), desc="test shapes", leave=False):
+        items[it.name], unit[it.name] = it, it.shape.normalized("area")
+        data[it.name] = fm_shape_data(unit[it.name], cfg, device)
         with torch.no_grad():
             feats[it.name] = model(data[it.name].x, data[it.name].ops)
     per_pair = {}
     for a, b in tqdm(pairs, desc="FAUST_r test pairs", leave=False):
-        scorer = PairScorer(real.r_pair(items[a], items[b]), items[a].shape.normalized("area"))
+        scorer = PairScorer(real.r_pair(items[a], items[b]), unit[a])
         row = {}
         for stage, refine in (("features", False), ("zoomout", True)):
             p2p, _ = map_from_features(feats[a], feats[b], data[a].basis, data[b].basis, fm, refine=refine)
