@@ -265,24 +265,30 @@ def trained_rows(record: dict | None = None) -> list[dict]:
         if "fmaps_faust_r_unsupervised" not in checkpoints.available():
             return []
         record = checkpoints.load_record("fmaps_faust_r_unsupervised")
+    from .protocol_defs import FM_PAPER
+
     cfg, summ = record["config"], record["evaluation"]["summary"]
+    n_test = len(cfg["data"]["test"])
+    n_all = n_test * (n_test - 1) // 2                 # every pair of the test shapes (080-099: 190)
+    k_final = cfg["k_init"] + cfg["n_iter"] * cfg["step"]
+    settings = "the authors' public code's settings" if cfg.get("preset") == "code" else "the paper text's settings"
     steps = record["epochs_done"] * cfg["epoch_size"]
     budget = (f"{steps:,} steps of {cfg['epochs'] * cfg['epoch_size']:,}" if record.get("status") != "complete"
               else f"{steps:,} steps")
     rows = []
-    for stage, label in (("features", "nearest learned feature"), ("zoomout", "+ ZoomOut 30→130")):
+    for stage, label in (("features", "nearest learned feature"), ("zoomout", f"+ ZoomOut {cfg['k_init']}→{k_final}")):
         S = summ.get(stage)
         if not S:
             continue
         rows.append(dict(
-            quantity=f"{TRAINED}, {label}", paper="1.9 (Table 1, train F / test F)",
+            quantity=f"{TRAINED}, {label}", paper=f"{FM_PAPER} (Table 1, train F / test F)",
             ours=f"mean {S['mean']:.2f}, median {S['median']:.2f}, flipped {100 * S['flipped']:.1f} %",
             data=f"real: FAUST_r, trained on 000–079 (decimated to ~1.5k vertices), tested on 080–099 "
                  f"(full resolution); record of {record['date']}",
             protocol=(f"reduced: {budget} on 1 CPU thread (authors' code: 10 epochs over all pairs on a GPU), "
-                      f"width {cfg['width']}, decimated training shapes"
-                      + ("" if S["n"] == 190 else f"; {S['n']} of the 190 test pairs")),
-            n=S["n"], seeds=record.get("seeds", [cfg["seed"]]), ours_value=S["mean"], paper_value=1.9,
+                      f"width {cfg['width']}, decimated training shapes, {settings}"
+                      + ("" if S["n"] == n_all else f"; {S['n']} of the {n_all} test pairs")),
+            n=S["n"], seeds=record.get("seeds", [cfg["seed"]]), ours_value=S["mean"], paper_value=FM_PAPER,
             unit="geodesic error ×100",
             spread={"median": S["median"], "std": S["std"], "p10": S["p10"], "p90": S["p90"], "flipped": S["flipped"]},
             scale="paper-protocol checkpoint"))

@@ -173,3 +173,20 @@ def test_epoch_size_and_schedule_survive_a_resume(ckpt_dir, monkeypatch):
     done = protocols.train("toy2", progress=False)
     assert losses[-1].seen[-4:] == [2, 3, 4, 5]                     # resumed at global step 2
     np.testing.assert_allclose(done["loss_curve"], full["loss_curve"], rtol=1e-6)
+
+
+def test_fmaps_protocol_config_maps_onto_its_training_preset():
+    """The fmaps protocol trains with the config it records: every named setting reaches
+    FmapTrainConfig (the public code's preset: relative σ, K² normalisation, clipping), and an
+    unknown preset is refused with its name."""
+    from shapelib.fmaps import FmapTrainConfig
+    from shapelib.protocol_defs import FM_CONFIG, fm_train_config
+
+    fm = fm_train_config(FM_CONFIG)
+    assert fm.name == FM_CONFIG["preset"] == "code"
+    for key in ("k_init", "n_iter", "step", "sigma", "relative_sigma", "loss_scale", "normalize_by_k2", "lr", "grad_clip"):
+        assert getattr(fm, key) == FM_CONFIG[key], key
+    assert fm.w_consist == tuple(FM_CONFIG["w_consist"])
+    assert fm_train_config({"preset": "paper", "k_init": 30}) == FmapTrainConfig.paper()
+    with pytest.raises(ValueError, match="preset"):
+        fm_train_config({**FM_CONFIG, "preset": "papr"})
