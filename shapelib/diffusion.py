@@ -305,8 +305,19 @@ class DiffusionNet(nn.Module):
 # ----------------------------------------------------------------------------- inputs
 
 
-def random_rotation(generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
-    """A uniformly random rotation ``(3, 3)`` (QR of a Gaussian matrix, det +1)."""
+def random_rotation(generator: torch.Generator | None = None, dtype=torch.float32, axis: int | None = None) -> torch.Tensor:
+    """A uniformly random rotation ``(3, 3)``: of SO(3) (QR of a Gaussian matrix, det +1), or, with
+    ``axis`` (0, 1 or 2), about that coordinate axis by a uniform angle (``axis=1``: about y, the
+    vertical of FAUST)."""
+    if axis is not None:
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be 0, 1 or 2 (x, y or z), got {axis!r}.")
+        a = 2 * torch.pi * torch.rand((), generator=generator, dtype=torch.float64)
+        c, s = torch.cos(a), torch.sin(a)
+        i, j = [d for d in range(3) if d != axis]
+        q = torch.eye(3, dtype=torch.float64)
+        q[i, i], q[i, j], q[j, i], q[j, j] = c, -s, s, c
+        return q.to(dtype)
     q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
     q = q * torch.sign(torch.diagonal(r))[None, :]
     if torch.det(q) < 0:

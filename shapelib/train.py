@@ -142,16 +142,18 @@ def prepare(items, labels=None, kind: str = "xyz", k: int = 128, method: str = "
 
 
 def labelling_loss(model, item: dict, n_rows: int | None = None, rotate: bool = False,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, axis: int | None = None) -> torch.Tensor:
     """Cross-entropy of per-vertex labels on ``n_rows`` random vertices (all if None), with an
-    optional random rotation of xyz inputs (augmentation for rotation-invariant tasks)."""
+    optional random rotation of xyz inputs (augmentation for rotation-invariant tasks): of SO(3),
+    or about coordinate ``axis`` only (``axis=1``: about the vertical of FAUST, as DiffusionNet's
+    Table 5 trains)."""
     from .diffusion import random_rotation
 
     x = item["x"]
     if rotate:
         if item["kind"] != "xyz":
             raise ValueError("rotate=True only makes sense for xyz inputs.")
-        x = x @ random_rotation(generator).to(x).T
+        x = x @ random_rotation(generator, axis=axis).to(x).T
     y = item["y"]
     rows = None if n_rows is None or n_rows >= len(y) else torch.randperm(len(y), generator=generator)[:n_rows].to(y.device)
     logits = model(x, item["ops"], rows=rows)

@@ -190,3 +190,27 @@ def test_fmaps_protocol_config_maps_onto_its_training_preset():
     assert fm_train_config({"preset": "paper", "k_init": 30}) == FmapTrainConfig.paper()
     with pytest.raises(ValueError, match="preset"):
         fm_train_config({**FM_CONFIG, "preset": "papr"})
+
+
+def test_table5_protocol_trains_on_inputs_rotated_about_the_vertical():
+    """The paper's Table 5 augmentation reaches the loss: each step sees the xyz inputs rotated
+    about y (heights and distances to the y axis kept, x/z changed)."""
+    from shapelib.protocol_defs import T5_CONFIG, _t5_loss
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x, ops, rows=None):
+            seen.append(x.detach().clone())
+            return torch.zeros(len(x), 3, requires_grad=True)
+
+    x = torch.randn(50, 3)
+    item = {"x": x, "ops": None, "y": torch.zeros(50, dtype=torch.long), "kind": "xyz"}
+    loss = _t5_loss(T5_CONFIG)
+    torch.manual_seed(0)
+    loss(Probe(), item), loss(Probe(), item)
+    for z in seen:
+        assert torch.allclose(z[:, 1], x[:, 1]), "heights (y) are kept"
+        assert torch.allclose(z[:, [0, 2]].norm(dim=1), x[:, [0, 2]].norm(dim=1), atol=1e-5)
+        assert not torch.allclose(z, x, atol=1e-3), "x/z should be rotated"
+    assert not torch.allclose(seen[0], seen[1], atol=1e-3), "a new angle at every step"

@@ -170,3 +170,18 @@ def test_conjugate_gradient_path_matches_direct_solver(bumpy_ops):
     L, M, d = ops["L"], ops["M"], _sparse_diag(ops["L"])
     cg = batched_cg(lambda Y: M[:, None] * Y + torch.sparse.mm(L, Y) * t[None, :], M[:, None] * x, M[:, None] + d[:, None] * t[None, :])
     assert torch.allclose(direct, cg, atol=1e-8)
+
+
+def test_random_rotation_about_an_axis_keeps_that_axis_and_varies_the_angle():
+    """Table 5's augmentation: rotations about the vertical (y) only — orthogonal, det +1, y fixed,
+    the angle uniform (not a fixed rotation); a wrong axis is refused by name."""
+    g = torch.Generator().manual_seed(0)
+    Rs = [random_rotation(g, dtype=torch.float64, axis=1) for _ in range(200)]
+    for R in Rs[:5]:
+        assert torch.allclose(R @ R.T, torch.eye(3, dtype=torch.float64), atol=1e-12)
+        assert abs(float(torch.det(R)) - 1) < 1e-12
+        assert torch.allclose(R[:, 1], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)) and R[1, 1] == 1
+    angles = np.array([np.arctan2(float(R[2, 0]), float(R[0, 0])) for R in Rs])
+    assert np.ptp(angles) > 5.5 and abs(np.mean(np.cos(angles))) < 0.2, "angles should cover the circle"
+    with pytest.raises(ValueError, match="axis"):
+        random_rotation(g, axis=3)
