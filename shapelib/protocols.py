@@ -14,6 +14,7 @@ numbers, so a test can check that the committed weights still reproduce their re
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -111,6 +112,12 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
             print(f"{name}: already trained ({record['epochs_done']} epochs, {record['date']}); --restart retrains it",
                   flush=True)
             return record
+    if state is not None and "config_json" in state:   # a run is resumed only with the config it started with
+        diff = checkpoints.config_mismatch(cfg, json.loads(state["config_json"]))
+        if diff:
+            raise checkpoints.CheckpointError(
+                f"{name}: the saved unfinished run was started with another config ({'; '.join(diff)}); "
+                f"`python -m shapelib.protocols train {name} --restart` starts it again with the current one.")
     if state is not None:
         model.load_state_dict(state["model"])
         print(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
@@ -135,6 +142,7 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         def save(st: dict) -> bool:
             elapsed = time.perf_counter() - t_start
             checkpoints.save_state(name, {**st, "n_items": n_items, "wall_seconds": wall_before + elapsed,
+                                          "config_json": json.dumps(checkpoints._jsonable(cfg), sort_keys=True),
                                           "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
             return max_minutes is not None and elapsed > 60 * max_minutes and st["epoch"] < cfg["epochs"]
 

@@ -106,6 +106,19 @@ def test_resumed_run_equals_uninterrupted_run(ckpt_dir, toy, monkeypatch):
         assert key in rec, key
 
 
+def test_a_run_is_not_resumed_under_another_config(ckpt_dir, toy, monkeypatch):
+    """An unfinished run saved under one config is refused, naming the difference, when the
+    protocol's config has changed since; --restart (resume=False) starts it again."""
+    protocols.train("toy", max_minutes=0, progress=False)                    # stops after its first epoch
+    monkeypatch.setitem(protocols.PROTOCOLS, "toy", Protocol("toy", "toy", dict(TOY, lr=5e-3), _toy_build, _toy_items,
+                                                             _toy_loss, _toy_eval, ["s0"]))
+    with pytest.raises(checkpoints.CheckpointError, match=r"another config \(lr: 0.005 expected, 0.01"):
+        protocols.train("toy", progress=False)
+    with pytest.raises(checkpoints.CheckpointError, match="another config"):
+        protocols.train("toy", train_more=False, progress=False)             # --finalize refuses it too
+    assert protocols.train("toy", resume=False, progress=False)["status"] == "complete"
+
+
 # ----------------------------------------------------------------------------- committed checkpoints
 
 COMMITTED = checkpoints.available()
