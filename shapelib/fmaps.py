@@ -561,10 +561,15 @@ class FmapTrainConfig:
     """Settings of the single-branch unsupervised pipeline; two named presets differ:
 
     ``FmapTrainConfig.paper()`` — the CVPR text: k_init 30, 10 ZoomOut iterations of step 10
-    (→ 130), σ = 1e-2 absolute, losses orth 1 + consistency ramped 1e-4 → 1e-1 + Laplacian
-    commutativity 1e2 (read as 10², see the notebook), Adam lr 1e-3, no clipping.
-    ``FmapTrainConfig.code()`` — the public code: k_init 20 → 120, σ = 1e-2 × largest pairwise
-    embedding distance, every loss term ×1e2 and divided by K², lr 1e-4, gradient clipping 1.
+    (→ 130), σ = 1e-2 absolute, losses orth(C_init) 1 + consistency ramped 1e-4 → 1e-1 + Laplacian
+    commutativity 1e2 (read as 10², see the notebook), gradients through differentiable ZoomOut,
+    Adam lr 1e-3, no clipping.
+    ``FmapTrainConfig.code()`` — the authors' public code (``config/dzo_template.yml``,
+    ``trainer_dzo.py``): k_init 20 → 120, σ = 1e-2 × the largest pairwise embedding distance,
+    losses orth(C_init) + orth(C_final) + consistency, each weight 1, each term ×1e2 / K² of its
+    own size, no Laplacian term, the refined map **detached** in the consistency term (no
+    gradient through ZoomOut), Adam lr 1e-4 with betas (0.9, 0.99), gradients clipped by value
+    at 1.
     """
 
     name: str = "paper"
@@ -578,10 +583,14 @@ class FmapTrainConfig:
     w_consist: tuple = (1e-4, 1e-1)
     consist_ramp: float = 0.5  # fraction of training over which the consistency weight ramps up (geometric)
     w_lap: float = 1e2
+    w_orth_final: float = 0.0          # orthogonality of the refined C_final (the public code: 1)
+    consist_detach: bool = False       # consistency against C_final.detach() (the public code: True)
     loss_scale: float = 1.0
-    normalize_by_k2: bool = False
+    normalize_by_k2: bool = False      # each term ÷ K² of its own size (k_init², or k_final² for C_final)
     lr: float = 1e-3
+    betas: tuple = (0.9, 0.999)        # Adam's (the public code: (0.9, 0.99))
     grad_clip: float | None = None
+    clip_mode: str = "norm"            # "norm" (clip_grad_norm_) or "value" (clip_grad_value_, the public code)
     backend: str = "auto"
 
     @classmethod
@@ -590,8 +599,15 @@ class FmapTrainConfig:
 
     @classmethod
     def code(cls, **changes) -> "FmapTrainConfig":
-        return replace(cls(name="code", k_init=20, relative_sigma=True, loss_scale=1e2, normalize_by_k2=True,
-                           lr=1e-4, grad_clip=1.0), **changes)
+        return replace(cls(name="code", k_init=20, relative_sigma=True, w_orth=1.0, w_orth_final=1.0,
+                           w_consist=(1.0, 1.0), w_lap=0.0, consist_detach=True, loss_scale=1e2,
+                           normalize_by_k2=True, lr=1e-4, betas=(0.9, 0.99), grad_clip=1.0, clip_mode="value"),
+                       **changes)
+
+    def __post_init__(self):
+        if self.clip_mode not in ("norm", "value"):
+            raise ValueError(f"clip_mode must be 'norm' or 'value', got {self.clip_mode!r}.")
+
 
     @property
     def k_final(self) -> int:
@@ -614,15 +630,19 @@ def pair_losses(F1: torch.Tensor, F2: torch.Tensor, basis1: SpectralBasis, basis
     k = cfg.k_init
     s = cfg.sigma * float(embedding_diameter(F2)) if cfg.relative_sigma else cfg.sigma
     C_init = soft_fmap(SoftMap(F1, F2, s, backend=cfg.backend), basis1, basis2, k, k)
-    terms = {"orth": orthogonality_loss(C_init), "lap": laplacian_commutativity_loss(C_init, basis1, basis2)}
+    terms = {"orth": orthogonality_loss(C_init)}
+    if cfg.w_lap:
+        terms["lap"] = laplacian_commutativity_loss(C_init, basis1, basis2)
     w_c = cfg.consistency_weight(progress)
     C_ref = None
     if refine:
         C_ref = diff_zoomout(C_init, basis1, basis2, cfg.sigma, cfg.n_iter, cfg.step, cfg.backend, cfg.relative_sigma)
-        terms["consist"] = consistency_loss(C_init, C_ref)
-    norm = cfg.loss_scale / (k * k if cfg.normalize_by_k2 else 1.0)
-    weights = {"orth": cfg.w_orth, "lap": cfg.w_lap, "consist": w_c}
-    total = sum(norm * weights[name] * value for name, value in terms.items())
+        terms["consist"] = consistency_loss(C_init, C_ref.detach() if cfg.consist_detach else C_ref)
+        if cfg.w_orth_final:
+            terms["orth_final"] = orthogonality_loss(C_ref)
+    size = {"orth": k, "lap": k, "consist": k, "orth_final": cfg.k_final}
+    weights = {"orth": cfg.w_orth, "lap": cfg.w_lap, "consist": w_c, "orth_final": cfg.w_orth_final}
+    total = sum(cfg.loss_scale / (size[n] ** 2 if cfg.normalize_by_k2 else 1.0) * weights[n] * v for n, v in terms.items())
     return {"loss": total, **{n: v.detach() for n, v in terms.items()}, "C_init": C_init, "C_refined": C_ref}
 
 
@@ -710,6 +730,8 @@ def train_unsupervised(net: torch.nn.Module, shapes: list[ShapeData], cfg: FmapT
 
     from tqdm.auto import tqdm
 
+    from .train import clip_gradients
+
     if len(shapes) < 2:
         raise ValueError("train_unsupervised needs at least two shapes.")
     for s in shapes:
@@ -717,7 +739,7 @@ def train_unsupervised(net: torch.nn.Module, shapes: list[ShapeData], cfg: FmapT
             raise ValueError(f"shape {s.name!r} has {s.basis.k} eigenpairs but the config needs {cfg.k_final}; "
                              f"build ShapeData.from_shape(shape, k={cfg.k_final}).")
     rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
     out = TrainResult()
     t0 = time.time()
     net.train()
@@ -731,7 +753,7 @@ def train_unsupervised(net: torch.nn.Module, shapes: list[ShapeData], cfg: FmapT
         opt.zero_grad()
         terms["loss"].backward()
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            clip_gradients(net.parameters(), cfg.grad_clip, cfg.clip_mode)
         opt.step()
         rec = {k: float(v.detach()) for k, v in terms.items() if k not in ("C_init", "C_refined")}
         out.history.append(rec)

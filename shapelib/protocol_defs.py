@@ -308,11 +308,15 @@ FM_CONFIG = {
     "task": "unsupervised shape matching, single-branch pipeline (Magnet & Ovsjanikov 2024, Sec. 4.3)",
     "inputs": "128 WKS energies on 128 eigenpairs, z-scored per channel (the authors' code's input)",
     "in_channels": 128, "n_features": 32, "width": 128, "n_blocks": 4, "dropout": False, "k_eig": 140,
-    # the authors' public code's settings (FmapTrainConfig.code()): k 20 -> 120, sigma = 1e-2 x the
-    # largest pairwise embedding distance, every loss term x1e2 / K^2, Adam 1e-4, gradient clipping 1
+    # the authors' public code's settings (FmapTrainConfig.code(); config/dzo_template.yml and
+    # trainer_dzo.py of the public repository): k 20 -> 120, sigma = 1e-2 x the largest pairwise
+    # embedding distance; losses orth(C_init) + orth(C_final) + consistency with C_final detached,
+    # each weight 1 and x1e2 / K^2, no Laplacian term; Adam 1e-4, betas (0.9, 0.99), gradients
+    # clipped by value at 1, learning rate x0.1 halfway (the code: after 5 of 10 epochs)
     "preset": "code", "k_init": 20, "n_iter": 10, "step": 10, "sigma": 1e-2, "relative_sigma": True,
-    "w_orth": 1.0, "w_consist": [1e-4, 1e-1], "consist_ramp": 0.5, "w_lap": 1e2, "loss_scale": 1e2,
-    "normalize_by_k2": True, "lr": 1e-4, "grad_clip": 1.0, "refine_every": 1,
+    "w_orth": 1.0, "w_orth_final": 1.0, "w_consist": [1.0, 1.0], "w_lap": 0.0, "consist_detach": True,
+    "loss_scale": 1e2, "normalize_by_k2": True, "lr": 1e-4, "betas": [0.9, 0.99], "grad_clip": 1.0,
+    "clip_mode": "value", "decay_every": 10, "decay": 0.1, "refine_every": 1,
     # CPU budget: an "epoch" is 100 random ordered pairs of the 80 training shapes (6,320 pairs in
     # all), 20 epochs = 2,000 steps; training shapes decimated to ~1,500 vertices (the soft maps of
     # differentiable ZoomOut cost O(n^2) per iteration); testing is at full resolution
@@ -329,8 +333,8 @@ FM_PAPER = 1.9   # Table 1, train F / test F
 # from ~1.6 to ~1e6 (nothing bounds them with an absolute sigma) and the 190-pair test error was ~40
 # with and without ZoomOut. The public code's sigma is relative to the embedding's size, so the scale
 # of the features no longer matters; this protocol uses the public code's settings.
-_FM_FIELDS = ("n_features", "k_init", "n_iter", "step", "sigma", "relative_sigma", "w_orth", "consist_ramp",
-              "w_lap", "loss_scale", "normalize_by_k2", "lr", "grad_clip")
+_FM_FIELDS = ("n_features", "k_init", "n_iter", "step", "sigma", "relative_sigma", "w_orth", "w_orth_final",
+              "consist_ramp", "w_lap", "consist_detach", "loss_scale", "normalize_by_k2", "lr", "grad_clip", "clip_mode")
 
 
 def fm_train_config(cfg):
@@ -342,8 +346,9 @@ def fm_train_config(cfg):
     if preset not in ("paper", "code"):
         raise ValueError(f"fmaps protocol preset must be 'paper' or 'code', got {preset!r}.")
     changes = {k: cfg[k] for k in _FM_FIELDS if k in cfg}
-    if "w_consist" in cfg:
-        changes["w_consist"] = tuple(cfg["w_consist"])
+    for key in ("w_consist", "betas"):
+        if key in cfg:
+            changes[key] = tuple(cfg[key])
     return getattr(FmapTrainConfig, preset)(**changes)
 
 

@@ -151,7 +151,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
                          decay_every=cfg.get("decay_every"), decay=cfg.get("decay", 0.5), seed=cfg["seed"], desc=name,
                          progress=progress, resume=resume_state, checkpoint=save, batch_size=cfg.get("batch_size", 1),
                          min_lr=cfg.get("min_lr"), grad_clip=cfg.get("grad_clip"), epoch_size=cfg.get("epoch_size"),
-                         epoch_start=getattr(loss_fn, "start_epoch", None)).loss
+                         epoch_start=getattr(loss_fn, "start_epoch", None), betas=cfg.get("betas", (0.9, 0.999)),
+                         clip_mode=cfg.get("clip_mode", "norm")).loss
     final = checkpoints.load_state(name)
     epochs_done = int(final["epoch"]) if final else cfg["epochs"]
     wall = float(final["wall_seconds"]) if final else 0.0

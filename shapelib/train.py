@@ -24,11 +24,23 @@ class History:
         self.extra.setdefault(key, []).append(value)
 
 
+def clip_gradients(parameters, limit: float, mode: str = "norm") -> None:
+    """Clip gradients in place: their joint norm to ``limit`` (``"norm"``) or every entry to
+    ``[-limit, limit]`` (``"value"``)."""
+    if mode == "norm":
+        torch.nn.utils.clip_grad_norm_(parameters, limit)
+    elif mode == "value":
+        torch.nn.utils.clip_grad_value_(parameters, limit)
+    else:
+        raise ValueError(f"clip mode must be 'norm' or 'value', got {mode!r}.")
+
+
 def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int, lr: float = 1e-3,
         weight_decay: float = 0.0, decay_every: int | None = None, decay: float = 0.5, grad_clip: float | None = None,
         seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True,
         resume: dict | None = None, checkpoint: Callable | None = None, batch_size: int = 1,
-        min_lr: float | None = None, epoch_size: int | None = None, epoch_start: Callable | None = None) -> History:
+        min_lr: float | None = None, epoch_size: int | None = None, epoch_start: Callable | None = None,
+        betas: Sequence[float] = (0.9, 0.999), clip_mode: str = "norm") -> History:
     """Train ``model`` for ``epochs`` passes over ``items`` in a seeded random order.
 
     loss_fn(model, item) -> scalar tensor. ``batch_size`` items are averaged into one step
@@ -40,6 +52,8 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     ``epoch_size``: an epoch is that many items drawn without replacement from a fresh seeded
     permutation (for item lists too long to pass over, e.g. the 6,320 ordered pairs of 80 shapes).
     ``epoch_start(epoch)`` runs before each epoch (e.g. a loss whose weights follow a schedule).
+    ``grad_clip`` with ``clip_mode`` ``"norm"`` (the joint gradient norm) or ``"value"`` (every
+    entry); ``betas``: Adam's.
 
     Resumable runs (``make train``): ``checkpoint(state) -> bool`` is called after every epoch
     with ``state = {"epoch", "optimizer", "scheduler", "loss"}`` (the model holds its own
@@ -54,7 +68,10 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
 
     if len(items) == 0:
         raise ValueError("fit() got no training items.")
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    if clip_mode not in ("norm", "value"):
+        raise ValueError(f"clip_mode must be 'norm' or 'value', got {clip_mode!r}.")
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay,
+                           betas=tuple(betas))
     if decay_every and min_lr:
         floor = min_lr / lr
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: max(decay ** (e // decay_every), floor))
@@ -90,7 +107,7 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
                 (loss / len(batch)).backward()
                 total += float(loss.detach())
             if grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                clip_gradients(model.parameters(), grad_clip, clip_mode)
             opt.step()
         hist.loss.append(total / len(order))
         if sched:

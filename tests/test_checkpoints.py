@@ -197,9 +197,11 @@ def test_fmaps_protocol_config_maps_onto_its_training_preset():
 
     fm = fm_train_config(FM_CONFIG)
     assert fm.name == FM_CONFIG["preset"] == "code"
-    for key in ("k_init", "n_iter", "step", "sigma", "relative_sigma", "loss_scale", "normalize_by_k2", "lr", "grad_clip"):
+    for key in ("k_init", "n_iter", "step", "sigma", "relative_sigma", "w_orth", "w_orth_final", "w_lap",
+                "consist_detach", "loss_scale", "normalize_by_k2", "lr", "grad_clip", "clip_mode"):
         assert getattr(fm, key) == FM_CONFIG[key], key
-    assert fm.w_consist == tuple(FM_CONFIG["w_consist"])
+    assert fm.w_consist == tuple(FM_CONFIG["w_consist"]) and fm.betas == tuple(FM_CONFIG["betas"])
+    assert fm == FmapTrainConfig.code(), "the protocol trains with the public code's settings"
     assert fm_train_config({"preset": "paper", "k_init": 30}) == FmapTrainConfig.paper()
     with pytest.raises(ValueError, match="preset"):
         fm_train_config({**FM_CONFIG, "preset": "papr"})
@@ -227,3 +229,21 @@ def test_table5_protocol_trains_on_inputs_rotated_about_the_vertical():
         assert torch.allclose(z[:, [0, 2]].norm(dim=1), x[:, [0, 2]].norm(dim=1), atol=1e-5)
         assert not torch.allclose(z, x, atol=1e-3), "x/z should be rotated"
     assert not torch.allclose(seen[0], seen[1], atol=1e-3), "a new angle at every step"
+
+
+def test_gradient_clipping_by_norm_and_by_value():
+    """``clip_mode="value"`` (the scalable-fmaps code) clips every entry to [-1, 1] and keeps the
+    small ones; ``"norm"`` rescales the whole gradient to norm 1; another mode is refused."""
+    from shapelib.train import clip_gradients
+
+    def grads(mode):
+        p = torch.nn.Parameter(torch.zeros(3))
+        p.grad = torch.tensor([3.0, -0.5, 0.2])
+        clip_gradients([p], 1.0, mode)
+        return p.grad
+
+    torch.testing.assert_close(grads("value"), torch.tensor([1.0, -0.5, 0.2]))
+    g = grads("norm")
+    assert float(g.norm()) == pytest.approx(1.0, rel=1e-5) and float(g[0] / g[1]) == pytest.approx(-6.0)
+    with pytest.raises(ValueError, match="clip"):
+        grads("max")

@@ -228,6 +228,12 @@ def test_configs_and_training_step(pair):
     paper, code = FmapTrainConfig.paper(), FmapTrainConfig.code()
     assert (paper.k_init, paper.k_final, paper.lr, paper.grad_clip) == (30, 130, 1e-3, None)
     assert (code.k_init, code.k_final, code.lr, code.grad_clip, code.relative_sigma) == (20, 120, 1e-4, 1.0, True)
+    # the public code's losses: orth(C_init) + orth(C_final) + detached consistency, no Laplacian term
+    assert (code.w_orth, code.w_orth_final, code.w_lap, code.consist_detach) == (1.0, 1.0, 0.0, True)
+    assert code.consistency_weight(0.0) == code.consistency_weight(1.0) == 1.0
+    assert (code.clip_mode, code.betas, paper.clip_mode, paper.w_orth_final) == ("value", (0.9, 0.99), "norm", 0.0)
+    with pytest.raises(ValueError, match="clip_mode"):
+        FmapTrainConfig.code(clip_mode="max")
     assert paper.consistency_weight(0.0) == pytest.approx(1e-4) and paper.consistency_weight(1.0) == pytest.approx(1e-1)
     # a few unsupervised steps on the pair: losses are finite and the loss goes down
     cfg = FmapTrainConfig.paper(k_init=10, n_iter=3, step=10, n_features=8, w_lap=1.0)
@@ -240,3 +246,28 @@ def test_configs_and_training_step(pair):
     assert np.mean(losses[-5:]) < np.mean(losses[:5]), "training did not reduce the unsupervised loss"
     out = pair_losses(net(shapes[0].x), net(shapes[1].x), shapes[0].basis, shapes[1].basis, cfg)
     assert out["C_refined"].shape == (cfg.k_final, cfg.k_final)
+
+
+def test_code_losses_are_normalised_per_term_and_detach_the_refined_map(pair):
+    """The public code's loss: 1e2 × (orth(C_init)/k_init² + orth(C_final)/k_final² + consist/k_init²),
+    and with ``consist_detach`` the consistency term sends no gradient through differentiable
+    ZoomOut: its gradient equals that of ‖C_init − const‖² with const the refined block's value."""
+    cfg = FmapTrainConfig.code(k_init=8, n_iter=2, step=6, n_features=6)
+    torch.manual_seed(0)
+    F1 = torch.randn(pair["b1"].n, 6, dtype=torch.float64, requires_grad=True)
+    F2 = torch.randn(pair["b2"].n, 6, dtype=torch.float64)
+    out = pair_losses(F1, F2, pair["b1"], pair["b2"], cfg)
+    assert set(out) >= {"orth", "orth_final", "consist"} and "lap" not in out
+    expected = 1e2 * (out["orth"] / 8**2 + out["orth_final"] / 20**2 + out["consist"] / 8**2)
+    assert float(out["loss"].detach()) == pytest.approx(float(expected), rel=1e-12)
+
+    only_consist = dict(w_orth=0.0, w_orth_final=0.0)
+    g_detached = torch.autograd.grad(pair_losses(F1, F2, pair["b1"], pair["b2"],
+                                                 FmapTrainConfig.code(k_init=8, n_iter=2, step=6, **only_consist))["loss"], F1)[0]
+    res = pair_losses(F1, F2, pair["b1"], pair["b2"], FmapTrainConfig.code(k_init=8, n_iter=2, step=6, **only_consist))
+    target = res["C_refined"][:8, :8].detach()
+    g_manual = torch.autograd.grad(1e2 / 64 * ((res["C_init"] - target) ** 2).sum(), F1)[0]
+    torch.testing.assert_close(g_detached, g_manual, rtol=1e-9, atol=1e-12)
+    g_through = torch.autograd.grad(pair_losses(F1, F2, pair["b1"], pair["b2"], FmapTrainConfig.code(
+        k_init=8, n_iter=2, step=6, consist_detach=False, **only_consist))["loss"], F1)[0]
+    assert (g_through - g_manual).abs().max() > 1e-3 * g_manual.abs().max(), "without detach the gradient differs"
