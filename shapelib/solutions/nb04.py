@@ -140,12 +140,16 @@ def ex04_consistency_loss(train_data: list, test_data: list, evaluators: list, c
 def ex04_paper_vs_code(train_data: list, test_data: list, evaluators: list, n_steps: int = 20, width: int = 64,
                        refine_every: int = 5, configs: dict | None = None) -> dict:
     """04, exercise 6: the same short training under the paper's settings, the public code's, and the
-    code's with the paper's learning rate: median test errors before (same seed, same evaluation
-    settings) and after training, and how far training moved the weights (relative change)."""
-    from ..fmaps import FmapTrainConfig
+    code's with one of its differences undone at a time: median test errors before (same seed, same
+    evaluation settings) and after training, and how far training moved the weights (relative change)."""
+    from ..fmaps import FmapTrainConfig as C
 
-    configs = configs or {"paper": FmapTrainConfig.paper(), "code": FmapTrainConfig.code(),
-                          "code, lr 1e-3": FmapTrainConfig.code(lr=1e-3)}
+    configs = configs or {"paper": C.paper(), "code": C.code(), "code, lr 1e-3": C.code(lr=1e-3),
+                          "code, k 30 -> 130": C.code(k_init=30), "code, absolute sigma": C.code(relative_sigma=False),
+                          "code, unscaled losses": C.code(loss_scale=1.0, normalize_by_k2=False),
+                          "code, no clipping": C.code(grad_clip=None),
+                          "code, gradient through ZoomOut": C.code(consist_detach=False),
+                          "code + Laplacian 1e2": C.code(w_lap=1e2)}
     untrained, out = {}, {}
     for name, cfg in configs.items():
         key = (cfg.k_init, cfg.n_iter, cfg.step, cfg.sigma, cfg.relative_sigma)   # what the evaluation depends on
