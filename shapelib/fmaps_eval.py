@@ -282,7 +282,8 @@ def trained_rows(record: dict | None = None) -> list[dict]:
             continue
         rows.append(dict(
             quantity=f"{TRAINED}, {label}", paper=f"{FM_PAPER} (Table 1, train F / test F)",
-            ours=f"mean {S['mean']:.2f}, median {S['median']:.2f}, flipped {100 * S['flipped']:.1f} %",
+            ours=(f"mean {S['mean']:.2f}, median {S['median']:.2f}, 10–90 % {S['p10']:.2f}–{S['p90']:.2f}, "
+                  f"flipped {100 * S['flipped']:.1f} %"),
             data=f"real: FAUST_r, trained on 000–079 (decimated to ~1.5k vertices), tested on 080–099 "
                  f"(full resolution); record of {record['date']}",
             protocol=(f"reduced: {budget} on 1 CPU thread (authors' code: 10 epochs over all pairs on a GPU), "
