@@ -605,9 +605,9 @@ class FmapTrainConfig:
                        **changes)
 
     def __post_init__(self):
-        if self.clip_mode not in ("norm", "value"):
-            raise ValueError(f"clip_mode must be 'norm' or 'value', got {self.clip_mode!r}.")
+        from .train import check_clip_mode
 
+        check_clip_mode(self.clip_mode)
 
     @property
     def k_final(self) -> int:

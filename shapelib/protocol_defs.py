@@ -337,22 +337,20 @@ FM_PAPER = 1.9   # Table 1, train F / test F
 #   relative sigma, k 20, lr 1e-4 and norm clipping, 2,000 steps: + ZoomOut mean 5.80 / median 2.27
 #   (flipped 3.2 %), features alone mean 20.0; its loss stopped decreasing after ~400 steps.
 # This protocol uses the public code's settings.
-_FM_FIELDS = ("n_features", "k_init", "n_iter", "step", "sigma", "relative_sigma", "w_orth", "w_orth_final",
-              "consist_ramp", "w_lap", "consist_detach", "loss_scale", "normalize_by_k2", "lr", "grad_clip", "clip_mode")
 
 
 def fm_train_config(cfg):
     """The :class:`shapelib.fmaps.FmapTrainConfig` of a protocol config: its preset (``"paper"``, the
     CVPR text, or ``"code"``, the authors' public code) with every setting the config names."""
+    import dataclasses
+
     from .fmaps import FmapTrainConfig
 
     preset = cfg.get("preset", "paper")
     if preset not in ("paper", "code"):
         raise ValueError(f"fmaps protocol preset must be 'paper' or 'code', got {preset!r}.")
-    changes = {k: cfg[k] for k in _FM_FIELDS if k in cfg}
-    for key in ("w_consist", "betas"):
-        if key in cfg:
-            changes[key] = tuple(cfg[key])
+    names = {f.name for f in dataclasses.fields(FmapTrainConfig)} - {"name"}
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in names}  # JSON lists → tuples
     return getattr(FmapTrainConfig, preset)(**changes)
 
 

@@ -24,15 +24,20 @@ class History:
         self.extra.setdefault(key, []).append(value)
 
 
+def check_clip_mode(mode: str) -> str:
+    """``mode`` if it is a gradient-clipping mode of :func:`clip_gradients`, else a ValueError naming it."""
+    if mode not in ("norm", "value"):
+        raise ValueError(f"clip_mode must be 'norm' or 'value', got {mode!r}.")
+    return mode
+
+
 def clip_gradients(parameters, limit: float, mode: str = "norm") -> None:
     """Clip gradients in place: their joint norm to ``limit`` (``"norm"``) or every entry to
     ``[-limit, limit]`` (``"value"``)."""
-    if mode == "norm":
+    if check_clip_mode(mode) == "norm":
         torch.nn.utils.clip_grad_norm_(parameters, limit)
-    elif mode == "value":
-        torch.nn.utils.clip_grad_value_(parameters, limit)
     else:
-        raise ValueError(f"clip mode must be 'norm' or 'value', got {mode!r}.")
+        torch.nn.utils.clip_grad_value_(parameters, limit)
 
 
 def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int, lr: float = 1e-3,
@@ -68,8 +73,7 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
 
     if len(items) == 0:
         raise ValueError("fit() got no training items.")
-    if clip_mode not in ("norm", "value"):
-        raise ValueError(f"clip_mode must be 'norm' or 'value', got {clip_mode!r}.")
+    check_clip_mode(clip_mode)   # before any work, not at the first clipped step
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay,
                            betas=tuple(betas))
     if decay_every and min_lr:
