@@ -85,6 +85,18 @@ def hardware() -> str:
             f"Python {platform.python_version()} · torch {torch.__version__}")
 
 
+def trained_on(record: dict) -> str:
+    """Where a record's model was trained, in words: ``'one NVIDIA H200 GPU'`` or ``'1 CPU thread'``
+    (read from its ``device`` and ``hardware`` fields, as :func:`hardware` writes them)."""
+    parts = [p.strip() for p in str(record.get("hardware", "")).split("·")]
+    if str(record.get("device", "cpu")).startswith("cuda"):
+        gpu = next((p for p in parts if p and p != "no GPU" and not p[0].isdigit() and " " in p
+                    and not p.startswith(("Python", "torch"))), "GPU")
+        return f"one {gpu}" + ("" if "GPU" in gpu else " GPU")
+    threads = next((p.split()[0] for p in parts if p.endswith("torch threads")), "?")
+    return f"{threads} CPU thread{'' if threads == '1' else 's'}"
+
+
 def git_commit() -> str | None:
     """The commit the code was run from (with ``+dirty`` if the work tree had changes), or None."""
     root = _config.REPO_ROOT

@@ -275,6 +275,8 @@ def trained_rows(record: dict | None = None) -> list[dict]:
     steps = record["epochs_done"] * cfg["epoch_size"]
     budget = (f"{steps:,} steps of {cfg['epochs'] * cfg['epoch_size']:,}" if record.get("status") != "complete"
               else f"{steps:,} steps")
+    faces = cfg.get("train_faces")
+    shapes = "full resolution" if faces is None else f"decimated to ~{faces // 2:,} vertices"
     rows = []
     for stage, label in (("features", "nearest learned feature"), ("zoomout", f"+ ZoomOut {cfg['k_init']}→{k_final}")):
         S = summ.get(stage)
@@ -284,10 +286,11 @@ def trained_rows(record: dict | None = None) -> list[dict]:
             quantity=f"{TRAINED}, {label}", paper=f"{FM_PAPER} (Table 1, train F / test F)",
             ours=(f"mean {S['mean']:.2f}, median {S['median']:.2f}, 10–90 % {S['p10']:.2f}–{S['p90']:.2f}, "
                   f"flipped {100 * S['flipped']:.1f} %"),
-            data=f"real: FAUST_r, trained on 000–079 (decimated to ~1.5k vertices), tested on 080–099 "
+            data=f"real: FAUST_r, trained on 000–079 ({shapes}), tested on 080–099 "
                  f"(full resolution); record of {record['date']}",
-            protocol=(f"reduced: {budget} on 1 CPU thread (authors' code: 10 epochs over all pairs on a GPU), "
-                      f"width {cfg['width']}, decimated training shapes, {settings}"
+            protocol=(f"reduced: {budget} on {checkpoints.trained_on(record)} (authors' code: 10 epochs over all "
+                      f"6,320 pairs, 63,200 steps), width {cfg['width']}"
+                      + ("" if faces is None else ", decimated training shapes") + f", {settings}"
                       + ("" if S["n"] == n_all else f"; {S['n']} of the {n_all} test pairs")),
             n=S["n"], seeds=record.get("seeds", [cfg["seed"]]), ours_value=S["mean"], paper_value=FM_PAPER,
             unit="geodesic error ×100",
@@ -299,18 +302,10 @@ def trained_rows(record: dict | None = None) -> list[dict]:
 def update_record(record: str | Path = "results/records/04_functional_maps_zoomout.json") -> Path:
     """Replace the stored-run rows of notebook 04's record with :func:`report_rows` of the current
     JSON (the notebook builds the same rows when it runs) and re-assemble results/REPORT.md."""
-    from . import report, reproduce
+    from . import report
 
-    root = config.REPO_ROOT or Path.cwd()
-    path = root / record
-    rec = json.loads(path.read_text())
-    nb_name = next((r["notebook"] for r in rec["rows"]), "04 Functional maps & ZoomOut")
-    kept = [r for r in rec["rows"] if not r["quantity"].startswith((QUANTITY, TRAINED))]
-    fresh = [report.scrub(dict(r, notebook=nb_name)) for r in report_rows()]
-    rec["rows"] = fresh + kept
-    path.write_text(json.dumps(rec, indent=1, default=str) + "\n")
-    reproduce.write_report(root / "results", sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")))
-    return path
+    return report.replace_rows(record, lambda r: r["quantity"].startswith((QUANTITY, TRAINED)), report_rows(),
+                               notebook="04 Functional maps & ZoomOut")
 
 
 def zoomout_speedups(rows) -> dict:

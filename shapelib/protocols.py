@@ -91,12 +91,14 @@ def _time_steps(model, items, loss_fn, n: int = 3) -> float:
 
 
 def train(name: str, resume: bool = True, device=None, max_minutes: float | None = None, progress: bool = True,
-          train_more: bool = True) -> dict:
+          train_more: bool = True, evaluate: bool = True) -> dict | None:
     """Train protocol ``name`` (resuming its unfinished run when ``resume``), save every epoch,
     and write the final checkpoint and record. Returns the record (``status`` says whether the
     run is ``complete`` or ``partial``, stopped by ``max_minutes``). ``train_more=False`` only
     evaluates the saved unfinished run and writes it as a ``partial`` checkpoint (the run can
-    still be resumed later)."""
+    still be resumed later). ``evaluate=False`` trains and keeps the saved state without
+    evaluating (returns None): a run trained on one machine (a GPU) can be evaluated and written
+    on another with ``train_more=False``; the record then names both machines."""
     proto = get(name)
     ok, why = proto.available()
     if not ok:
@@ -142,6 +144,7 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         def save(st: dict) -> bool:
             elapsed = time.perf_counter() - t_start
             checkpoints.save_state(name, {**st, "n_items": n_items, "wall_seconds": wall_before + elapsed,
+                                          "hardware": checkpoints.hardware(), "device": str(device),
                                           "config_json": json.dumps(checkpoints._jsonable(cfg), sort_keys=True),
                                           "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
             return max_minutes is not None and elapsed > 60 * max_minutes and st["epoch"] < cfg["epochs"]
@@ -154,6 +157,10 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
                          epoch_start=getattr(loss_fn, "start_epoch", None), betas=cfg.get("betas", (0.9, 0.999)),
                          clip_mode=cfg.get("clip_mode", "norm")).loss
     final = checkpoints.load_state(name)
+    if not evaluate:
+        print(f"{name}: state saved at epoch {final['epoch'] if final else 0}/{cfg['epochs']} (not evaluated); "
+              f"`python -m shapelib.protocols train {name} --finalize` evaluates it and writes the checkpoint", flush=True)
+        return None
     epochs_done = int(final["epoch"]) if final else cfg["epochs"]
     wall = float(final["wall_seconds"]) if final else 0.0
     complete = epochs_done >= cfg["epochs"]
@@ -169,6 +176,10 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
         "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),
     }
+    trained_on = (final or {}).get("hardware"), (final or {}).get("device")
+    if trained_on[0] and trained_on != (record["hardware"], record["device"]):   # trained elsewhere (a GPU)
+        record["hardware"], record["device"] = trained_on
+        record["evaluated_on"] = {"hardware": checkpoints.hardware(), "device": str(device)}
     checkpoints.save(name, model, record)
     if complete:
         checkpoints.clear_state(name)
@@ -195,7 +206,9 @@ def main(argv=None) -> int:
     tr.add_argument("--max-minutes", type=float, default=None, help="stop cleanly (resumable) after this long")
     tr.add_argument("--device", default=None)
     tr.add_argument("--finalize", action="store_true",
-                    help="write the saved unfinished run as a partial checkpoint (evaluate, no more training)")
+                    help="evaluate the saved run and write its checkpoint (partial if unfinished), no more training")
+    tr.add_argument("--train-only", action="store_true",
+                    help="train and keep the saved state without evaluating (evaluate later with --finalize)")
     ev = sub.add_parser("evaluate")
     ev.add_argument("name")
     args = ap.parse_args(argv)
@@ -217,7 +230,7 @@ def main(argv=None) -> int:
                 print(f"skipping {name}: {why}", flush=True)
                 continue
             train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
-                  train_more=not args.finalize)
+                  train_more=not args.finalize, evaluate=not args.train_only)
         return 0
     model, record = load_model(args.name)
     out = get(args.name).evaluate(model, get(args.name).config, torch.device("cpu"), None)

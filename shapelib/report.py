@@ -80,3 +80,23 @@ def results_table(notebook: str, rows: list[dict], show: bool = True) -> str:
         except ImportError:  # pragma: no cover
             print(text)
     return text
+
+
+def replace_rows(record: str | Path, drop, rows: list[dict], notebook: str) -> Path:
+    """Replace the rows of a notebook's stored record (``results/records/<nb>.json``) for which
+    ``drop(row)`` is true by ``rows`` (scrubbed, stamped with the record's notebook name), and
+    re-assemble results/REPORT.md — for rows that come from a committed checkpoint or a stored run,
+    which the notebook builds the same way when it runs. ``notebook``: the rows' notebook name when
+    the record has no row to take it from."""
+    from . import reproduce
+
+    root = config.REPO_ROOT or Path.cwd()
+    path = root / record
+    rec = json.loads(path.read_text())
+    name = next((r["notebook"] for r in rec["rows"]), notebook)
+    kept = [r for r in rec["rows"] if not drop(r)]
+    rec["rows"] = [scrub(dict(r, notebook=name)) for r in rows] + kept
+    path.write_text(json.dumps(rec, indent=1, default=str) + "\n")
+    reproduce.write_report(root / "results", sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    return path
+

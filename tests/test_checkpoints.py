@@ -119,6 +119,26 @@ def test_a_run_is_not_resumed_under_another_config(ckpt_dir, toy, monkeypatch):
     assert protocols.train("toy", resume=False, progress=False)["status"] == "complete"
 
 
+def test_a_run_trained_on_one_machine_is_evaluated_on_another(ckpt_dir, toy, monkeypatch):
+    """--train-only keeps the finished run's state (no record); --finalize on another machine, from
+    the weights alone (the optimizer dropped to carry it), writes a complete checkpoint equal to an
+    uninterrupted run, and the record names the machine that trained it and the one that evaluated it."""
+    full = protocols.train("toy", progress=False)
+    monkeypatch.setenv("SHAPELIB_CHECKPOINTS", str(ckpt_dir / "second"))
+    assert protocols.train("toy", progress=False, evaluate=False) is None
+    assert not (ckpt_dir / "second" / "toy.json").exists()
+    state = checkpoints.load_state("toy")
+    assert state["epoch"] == 4 and state["hardware"] == checkpoints.hardware()
+    checkpoints.save_state("toy", {**{k: v for k, v in state.items() if k not in ("optimizer", "scheduler")},
+                                   "hardware": "the GPU machine", "device": "cuda"})
+    rec = protocols.train("toy", train_more=False, progress=False)
+    assert rec["status"] == "complete" and rec["epochs_done"] == 4 and checkpoints.load_state("toy") is None
+    assert (rec["hardware"], rec["device"]) == ("the GPU machine", "cuda")
+    assert rec["evaluated_on"] == {"hardware": checkpoints.hardware(), "device": "cpu"}
+    np.testing.assert_allclose(rec["loss_curve"], full["loss_curve"], rtol=1e-6)
+    assert rec["evaluation"]["summary"]["mse"] == pytest.approx(full["evaluation"]["summary"]["mse"], rel=1e-5)
+
+
 # ----------------------------------------------------------------------------- committed checkpoints
 
 COMMITTED = checkpoints.available()
@@ -247,3 +267,30 @@ def test_gradient_clipping_by_norm_and_by_value():
     assert float(g.norm()) == pytest.approx(1.0, rel=1e-5) and float(g[0] / g[1]) == pytest.approx(-6.0)
     with pytest.raises(ValueError, match="clip"):
         grads("max")
+
+
+def test_trained_on_names_the_gpu_or_the_cpu_threads():
+    gpu = {"hardware": "x86_64 · 16 cores · 2 torch threads · NVIDIA H200 · Python 3.12.3 · torch 2.11.0", "device": "cuda"}
+    assert checkpoints.trained_on(gpu) == "one NVIDIA H200 GPU"
+    cpu = {"hardware": "x86_64 · 2 cores · 1 torch threads · no GPU · Python 3.11.7 · torch 2.13.0+cpu", "device": "cpu"}
+    assert checkpoints.trained_on(cpu) == "1 CPU thread"
+    assert checkpoints.trained_on(dict(cpu, hardware=cpu["hardware"].replace("1 torch", "2 torch"))) == "2 CPU threads"
+
+
+def test_table5_rows_say_what_differs_from_the_paper():
+    """The REPORT rows of Table 5 checkpoints: 'paper' only at the paper's settings, otherwise each
+    difference named; the graph baseline is marked as a baseline with no paper value."""
+    from shapelib import protocol_defs as pd
+
+    summary = {k: {"mean": 1.0, "median": 1.0, "std": 0.1, "n": 20, "paper": p, "accuracy": 50.0} for k, p in pd.T5_PAPER.items()}
+    rec = {"config": dict(pd.T5_CONFIG), "status": "complete", "epochs_done": 200, "seeds": [0],
+           "evaluation": {"summary": summary}, "hardware": "x · 16 cores · 2 torch threads · NVIDIA H200 · P", "device": "cuda"}
+    assert pd.t5_differs(rec) == []
+    small = dict(rec, config=dict(pd.T5_CONFIG, width=128), status="partial", epochs_done=23)
+    assert pd.t5_differs(small) == ["width 128 (paper 256)", "stopped at epoch 23 of 200 (partial)"]
+    rows = pd.t5_report_rows({"diffusionnet_faust_table5": rec, pd.T5_GRAPH: rec})
+    assert len(rows) == 10
+    assert rows[0]["protocol"].startswith("paper (200 epochs on one NVIDIA H200 GPU)")
+    assert [r["paper_value"] for r in rows[:5]] == list(pd.T5_PAPER.values())
+    assert all(r["paper_value"] is None and r["protocol"].startswith("baseline") for r in rows[5:])
+    assert pd.t5_report_rows({"diffusionnet_faust_table5": small})[0]["protocol"].startswith("reduced: width 128")

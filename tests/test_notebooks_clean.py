@@ -30,3 +30,16 @@ def test_notebook_outputs_stripped_except_checked_cells(path):
 
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ is empty"
+
+
+PAPER_NOTEBOOKS = [p for p in NOTEBOOKS if p.name[:2] in ("02", "03", "04", "05", "06")]
+
+
+@pytest.mark.parametrize("path", PAPER_NOTEBOOKS, ids=[p.name for p in PAPER_NOTEBOOKS])
+def test_paper_notebooks_say_what_differs_from_the_paper(path):
+    """Every paper notebook has a heading 'what differs from the paper' above a section that names
+    its protocol choices (a reader must not have to guess which numbers are comparable)."""
+    nb = nbformat.read(path, as_version=4)
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("#") and "what differs from the paper" in line.lower()]
+    assert headings, f"{path.name}: no '### What differs from the paper' section"
