@@ -87,13 +87,13 @@ def hardware() -> str:
 
 def trained_on(record: dict) -> str:
     """Where a record's model was trained, in words: ``'one NVIDIA H200 GPU'`` or ``'1 CPU thread'``
-    (read from its ``device`` and ``hardware`` fields, as :func:`hardware` writes them)."""
+    (read from its ``device`` and from the fields of ``hardware`` in the order :func:`hardware`
+    writes them: machine · cores · threads · GPU · Python · torch)."""
     parts = [p.strip() for p in str(record.get("hardware", "")).split("·")]
     if str(record.get("device", "cpu")).startswith("cuda"):
-        gpu = next((p for p in parts if p and p != "no GPU" and not p[0].isdigit() and " " in p
-                    and not p.startswith(("Python", "torch"))), "GPU")
+        gpu = parts[3] if len(parts) > 3 else "GPU"
         return f"one {gpu}" + ("" if "GPU" in gpu else " GPU")
-    threads = next((p.split()[0] for p in parts if p.endswith("torch threads")), "?")
+    threads = parts[2].split()[0] if len(parts) > 2 else "?"
     return f"{threads} CPU thread{'' if threads == '1' else 's'}"
 
 

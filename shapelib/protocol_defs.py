@@ -126,7 +126,7 @@ def _t5_evaluate(model, cfg, device, subset=None):
     return {"per_shape": per_shape, "summary": summary}
 
 
-T5_GRAPH = "diffusionnet_faust_table5_graph"
+T5, T5_GRAPH = "diffusionnet_faust_table5", "diffusionnet_faust_table5_graph"
 T5_PAPER_BASELINES = "the paper's mesh-based baselines degrade (e.g. ACSCNN 0.05 orig → 35.29 iso, 41.15 qes)"
 
 
@@ -149,7 +149,7 @@ def t5_report_rows(records: dict | None = None) -> list[dict]:
     from . import checkpoints
 
     if records is None:
-        records = {n: checkpoints.load_record(n) for n in ("diffusionnet_faust_table5", T5_GRAPH)
+        records = {n: checkpoints.load_record(n) for n in (T5, T5_GRAPH)
                    if n in checkpoints.available()}
     rows = []
     for name, rec in records.items():
@@ -181,7 +181,7 @@ def update_t5_report(record: str = "results/records/02_diffusion_layers.json"):
 
 
 register(Protocol(
-    name="diffusionnet_faust_table5",
+    name=T5,
     title="DiffusionNet Table 5: FAUST vertex labelling, train 000-079, test 080-099 x 5 discretisations",
     config=T5_CONFIG, build=_t5_build, train_items=_t5_items, loss=_t5_loss, evaluate=_t5_evaluate,
     check_shapes=["orig/080", "iso/080"], needs=("faust_registrations", "faust_remeshed_test"),

@@ -140,11 +140,12 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
               f"({torch.get_num_threads()} threads) → about {left / 3600:.1f} h", flush=True)
         t_start = time.perf_counter()
         wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
+        machine = checkpoints.hardware()            # where this run trains: kept in its state and record
 
         def save(st: dict) -> bool:
             elapsed = time.perf_counter() - t_start
             checkpoints.save_state(name, {**st, "n_items": n_items, "wall_seconds": wall_before + elapsed,
-                                          "hardware": checkpoints.hardware(), "device": str(device),
+                                          "hardware": machine, "device": str(device),
                                           "config_json": json.dumps(checkpoints._jsonable(cfg), sort_keys=True),
                                           "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
             return max_minutes is not None and elapsed > 60 * max_minutes and st["epoch"] < cfg["epochs"]
@@ -176,9 +177,9 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
         "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),
     }
-    trained_on = (final or {}).get("hardware"), (final or {}).get("device")
-    if trained_on[0] and trained_on != (record["hardware"], record["device"]):   # trained elsewhere (a GPU)
-        record["hardware"], record["device"] = trained_on
+    trainer = (final or {}).get("hardware"), (final or {}).get("device")
+    if trainer[0] and trainer != (record["hardware"], record["device"]):   # trained elsewhere (a GPU)
+        record["hardware"], record["device"] = trainer
         record["evaluated_on"] = {"hardware": checkpoints.hardware(), "device": str(device)}
     checkpoints.save(name, model, record)
     if complete:
