@@ -76,7 +76,8 @@ def pyfm_pipeline(mesh1, mesh2, settings: dict | None = None, refine: bool = Tru
 
 
 class PairScorer:
-    """Mean error ×100 at every vertex with ground truth, and whether a map is flipped."""
+    """Mean error ×100 at every vertex with ground truth, whether a map is flipped, and how much of
+    its error sits on vertices sent to the mirror side (:meth:`score`)."""
 
     def __init__(self, pair, shape1):
         from .data.items import pair_from_rows
@@ -88,12 +89,39 @@ class PairScorer:
         if sym1 is not None:
             mirror = pair_from_rows(pair.first, pair.second, sym1, pair.second.meta["corres"])
             self.sym = GeodesicEvaluator.from_pair(mirror, shape1, geodesics="matrix")
+            if not np.array_equal(self.sym.vertices, self.gt.vertices):
+                raise ValueError(f"{pair.first.name}: the .sym.vts rows do not cover the same vertices of "
+                                 f"{pair.second.name} as the .vts rows; check that both files belong to these shapes.")
+
+    def vertex_errors(self, p2p) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per scored vertex of shape 2 (``self.gt.vertices``): the error to its true image and the
+        error to the mirror image of its true image (None without ``.sym.vts``), both ÷ √area."""
+        return self.gt.errors(p2p), (None if self.sym is None else self.sym.errors(p2p))
 
     def score(self, p2p) -> dict:
-        out = {"error": self.gt.mean(p2p)}
-        if self.sym is not None:
-            out["flipped"] = bool(self.sym.mean(p2p) < out["error"])
+        """``error`` (×100); with the mirror ground truth also ``flipped`` (the whole map is closer to
+        the mirror image) and ``mirror_share``: the share of the error carried by vertices that
+        land closer to the mirror image of their true match than to the match itself — a left and
+        a right hand swapped while the rest of the body is right gives a share near 1 and
+        ``flipped`` False."""
+        e, e_mirror = self.vertex_errors(p2p)
+        out = {"error": 100.0 * float(e.mean())}
+        if e_mirror is not None:
+            out["flipped"] = bool(e_mirror.mean() < e.mean())
+            out["mirror_share"] = mirror_share(e, e_mirror)
         return out
+
+
+def mirror_share(errors: np.ndarray, mirror_errors: np.ndarray) -> float:
+    """Share of the total error (``sum(errors)``) carried by the vertices whose ``mirror_errors`` is
+    smaller than their error (closer to the mirror image of their true match); 0 for a perfect map.
+    Vertices on the symmetry plane are close to both and carry almost no error, so the share does
+    not depend on how their ties fall."""
+    errors, mirror_errors = np.asarray(errors, dtype=float), np.asarray(mirror_errors, dtype=float)
+    if errors.shape != mirror_errors.shape:
+        raise ValueError(f"errors {errors.shape} and mirror_errors {mirror_errors.shape} must score the same vertices.")
+    total = errors.sum()
+    return float(errors[mirror_errors < errors].sum() / total) if total > 0 else 0.0
 
 
 def items_with_symmetry(names, dataset: str = "faust_r") -> list:

@@ -473,7 +473,8 @@ def fm_test_pairs(subset=None):
 
 def _fm_evaluate(model, cfg, device, subset=None):
     """Per test pair ``'tr_reg_080<-tr_reg_081'``: error ×100 of the feature map (nearest learned
-    feature) and of its ZoomOut refinement (k_init → k_final of the config), and whether each is flipped."""
+    feature) and of its ZoomOut refinement (k_init → k_final of the config), whether each is flipped,
+    and the share of its error on vertices sent to the mirror side (:meth:`PairScorer.score`)."""
     from tqdm.auto import tqdm
 
     from .data import real
@@ -498,15 +499,19 @@ def _fm_evaluate(model, cfg, device, subset=None):
             sc = scorer.score(p2p.cpu().numpy())
             row[f"{stage}_error_x100"] = round(float(sc["error"]), 5)      # PairScorer: ×100 already
             row[f"{stage}_flipped"] = float(sc.get("flipped", False))
+            row[f"{stage}_mirror_share"] = round(float(sc.get("mirror_share", 0.0)), 5)
         per_pair[f"{a}<-{b}"] = row
     summary = {}
     for stage in ("features", "zoomout"):
         e = np.array([r[f"{stage}_error_x100"] for r in per_pair.values()])
         if len(e):
+            share = np.array([r[f"{stage}_mirror_share"] for r in per_pair.values()])
             summary[stage] = {"mean": round(float(e.mean()), 4), "median": round(float(np.median(e)), 4),
                               "std": round(float(e.std()), 4), "p10": round(float(np.percentile(e, 10)), 4),
                               "p90": round(float(np.percentile(e, 90)), 4),
                               "flipped": round(float(np.mean([r[f"{stage}_flipped"] for r in per_pair.values()])), 4),
+                              # of all the error over the pairs, the share on vertices sent to the mirror side
+                              "mirror_share": round(float((e * share).sum() / e.sum()) if e.sum() > 0 else 0.0, 4),
                               "n": len(e), "paper": FM_PAPER}
     return {"per_shape": per_pair, "summary": summary}
 

@@ -4,6 +4,7 @@
     python -m shapelib.protocols train [NAME ...]           # train (resumes an unfinished run)
     python -m shapelib.protocols train NAME --max-minutes 60  # stop cleanly after an hour (resumable)
     python -m shapelib.protocols evaluate NAME              # re-evaluate a committed checkpoint
+    python -m shapelib.protocols evaluate NAME --write      # ... and store the result in its record
 
 Each protocol states its ``config`` (the paper's settings, and what differs), builds its model
 from that config, trains it with :func:`shapelib.train.fit` (CUDA when present, else CPU), saves
@@ -188,6 +189,24 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     return record
 
 
+def reevaluate(name: str, write: bool = False, device="cpu") -> dict:
+    """Evaluate the committed model of ``name`` on its whole test set again (the weights are not
+    touched). ``write=True`` replaces the record's ``evaluation`` with the result and notes when
+    and where (``evaluated_on``, ``evaluation_date``, ``evaluation_commit``); everything about the
+    training (config, loss curve, date, hardware, wall time, commit) is kept. Used when the
+    protocol's evaluation gains a measure; the test of the committed checkpoints then checks the
+    new numbers too. Returns the evaluation."""
+    proto = get(name)
+    model, record = load_model(name, device)
+    evaluation = proto.evaluate(model, proto.config, torch.device(device), None)
+    if write:
+        record["evaluation"] = evaluation
+        record["evaluated_on"] = {"hardware": checkpoints.hardware(), "device": str(device)}
+        record["evaluation_date"], record["evaluation_commit"] = checkpoints.now(), checkpoints.git_commit()
+        checkpoints.write_record(name, record)
+    return evaluation
+
+
 def load_model(name: str, device="cpu"):
     """The committed model of protocol ``name`` (eval mode) and its record; refuses a checkpoint
     whose config differs from the protocol's."""
@@ -212,6 +231,8 @@ def main(argv=None) -> int:
                     help="train and keep the saved state without evaluating (evaluate later with --finalize)")
     ev = sub.add_parser("evaluate")
     ev.add_argument("name")
+    ev.add_argument("--write", action="store_true",
+                    help="store the new evaluation in the committed record (the weights and training fields are kept)")
     args = ap.parse_args(argv)
     _load_all()
     if args.cmd == "list":
@@ -233,9 +254,10 @@ def main(argv=None) -> int:
             train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
                   train_more=not args.finalize, evaluate=not args.train_only)
         return 0
-    model, record = load_model(args.name)
-    out = get(args.name).evaluate(model, get(args.name).config, torch.device("cpu"), None)
+    out = reevaluate(args.name, write=args.write)
     print(out["summary"])
+    if args.write:
+        print(f"wrote the evaluation into {checkpoints.directory() / (args.name + '.json')}")
     return 0
 
 

@@ -271,3 +271,39 @@ def test_code_losses_are_normalised_per_term_and_detach_the_refined_map(pair):
     g_through = torch.autograd.grad(pair_losses(F1, F2, pair["b1"], pair["b2"], FmapTrainConfig.code(
         k_init=8, n_iter=2, step=6, consist_detach=False, **only_consist))["loss"], F1)[0]
     assert (g_through - g_manual).abs().max() > 1e-3 * g_manual.abs().max(), "without detach the gradient differs"
+
+
+def test_mirror_share_function():
+    from shapelib.fmaps_eval import mirror_share
+
+    # vertex 1 lands nearer the mirror image of its match: half of the total error 1.0 is its
+    assert mirror_share([0.1, 0.5, 0.4], [0.2, 0.01, 0.5]) == pytest.approx(0.5)
+    assert mirror_share([0.0, 0.0], [0.3, 0.3]) == 0.0                       # a perfect map
+    with pytest.raises(ValueError, match="same vertices"):
+        mirror_share([0.1, 0.2], [0.1])
+
+
+def test_pair_scorer_tells_a_partial_mirror_from_a_flip(real_data):
+    """On a FAUST_r test pair: the true map scores 0; the left–right mirror of the true map is
+    ``flipped`` with all of its error on mirrored vertices; the true map with only the vertices far
+    from the symmetry plane (the limbs' ends) sent to their mirror images is not flipped, yet
+    carries all its error on those vertices (share 1): the failure a mean alone hides."""
+    from shapelib.data import real
+    from shapelib.fmaps_eval import PairScorer, items_with_symmetry
+
+    a, b = items_with_symmetry(["tr_reg_080", "tr_reg_093"])
+    pair = real.r_pair(a, b)
+    scorer = PairScorer(pair, a.shape.normalized("area"))
+    gt = pair.p2p_21
+    mirror = real.pair_from_rows(a, b, a.meta["corres_sym"], b.meta["corres"]).p2p_21
+    exact = scorer.score(gt)
+    assert exact["error"] == 0.0 and not exact["flipped"] and exact["mirror_share"] == 0.0
+    flip = scorer.score(mirror)
+    assert flip["flipped"] and flip["error"] > 10 and flip["mirror_share"] == pytest.approx(1.0)
+    e_mirror, _ = scorer.vertex_errors(mirror)                    # how far the mirror image lies
+    far = np.zeros(len(gt), dtype=bool)
+    far[scorer.gt.vertices[e_mirror > np.quantile(e_mirror, 0.9)]] = True   # the 10 % farthest from their mirror
+    partial = scorer.score(np.where(far, mirror, gt))
+    assert not partial["flipped"], "a tenth of the vertices mirrored does not flip the map"
+    assert partial["error"] > 5, f"error {partial['error']:.2f}"
+    assert partial["mirror_share"] == pytest.approx(1.0), partial
