@@ -158,15 +158,20 @@ def summarize(rows: list[dict], method: str) -> dict | None:
         out[stage] = {"mean": float(e.mean()), "median": float(np.median(e)), "std": float(e.std()),
                       "p10": float(np.percentile(e, 10)), "p90": float(np.percentile(e, 90)),
                       "flipped": float(np.mean([v[stage].get("flipped", False) for v in vals]))}
+        if all("mirror_share" in v[stage] for v in vals):  # share of all the error on vertices sent to the mirror side
+            share = np.array([v[stage]["mirror_share"] for v in vals])
+            out[stage]["mirror_share"] = float((e * share).sum() / e.sum()) if e.sum() > 0 else 0.0
     out["seconds"] = {k: float(np.mean([v["seconds"][k] for v in vals])) for k in ("fit", "zoomout")}
     out["n"] = len(vals)
     return out
 
 
 def run(n_pairs: int | None = None, out: str | Path = DEFAULT_OUT, max_minutes: float | None = None,
-        with_pyfm: bool = True, seed: int = 0, progress: bool = True) -> dict:
+        with_pyfm: bool = True, seed: int = 0, progress: bool = True, rescore: bool = False) -> dict:
     """Evaluate (or resume) and write the JSON; returns its content. Pairs are visited in a
-    seeded random order, so a partial run is a random subset of the 190."""
+    seeded random order, so a partial run is a random subset of the 190. ``rescore=True`` also
+    recomputes stored rows that lack a measure :meth:`PairScorer.score` gives now (the pipelines
+    are deterministic: the errors come out as stored)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -200,7 +205,11 @@ def run(n_pairs: int | None = None, out: str | Path = DEFAULT_OUT, max_minutes: 
         return items[name]
 
     t_start = time.time()
-    pending = [p for p in todo if f"{p[0]}<-{p[1]}" not in rows or (with_pyfm and "pyfm" not in rows[f"{p[0]}<-{p[1]}"])]
+    def stale(row, method):
+        return method not in row or (rescore and "mirror_share" not in row[method]["zoomout"])
+
+    pending = [p for p in todo if f"{p[0]}<-{p[1]}" not in rows or stale(rows[f"{p[0]}<-{p[1]}"], "ours")
+               or (with_pyfm and stale(rows[f"{p[0]}<-{p[1]}"], "pyfm"))]
     for a, b in tqdm(pending, desc="FAUST_r test pairs", disable=not progress):
         if max_minutes is not None and time.time() - t_start > 60 * max_minutes:
             break
@@ -208,11 +217,11 @@ def run(n_pairs: int | None = None, out: str | Path = DEFAULT_OUT, max_minutes: 
         scorer = PairScorer(pair, shapes[a])
         key = f"{a}<-{b}"
         row = rows.get(key, {"pair": key, "n_vertices_scored": int(len(scorer.gt.vertices))})
-        if "ours" not in row:
+        if stale(row, "ours"):
             r = axiomatic_zoomout(ops[a], ops[b], bases[a], bases[b])
             row["ours"] = {"init": scorer.score(r["p2p_init"]), "zoomout": scorer.score(r["p2p"]),
                            "seconds": r["seconds"]}
-        if with_pyfm and "pyfm" not in row:
+        if with_pyfm and stale(row, "pyfm"):
             r = pyfm_pipeline(meshes[a], meshes[b])
             row["pyfm"] = {"init": scorer.score(r["p2p_init"]), "zoomout": scorer.score(r["p2p"]),
                            "seconds": r["seconds"]}
@@ -270,15 +279,21 @@ def report_rows(doc: dict | None = None) -> list[dict]:
         full = S["n"] == doc["n_pairs_total"]
         rows.append(dict(
             quantity=f"{QUANTITY}, {label}", paper="6.1 (Table 1, ZoomOut)",
-            ours=f"mean {z['mean']:.2f}, median {z['median']:.2f}, flipped {100 * z['flipped']:.1f} % "
+            ours=f"mean {z['mean']:.2f}, median {z['median']:.2f}, flipped {100 * z['flipped']:.1f} %{_share(z)} "
                  f"(init mean {S['init']['mean']:.2f})",
             data=f"real: FAUST_r test pairs 080–099, stored run of {doc['date']} (python -m shapelib.fmaps_eval)",
             protocol="paper" if full else f"reduced: {S['n']} of the {doc['n_pairs_total']} test pairs (random subset; run resumable)",
             n=S["n"], seeds="— (deterministic)", ours_value=z["mean"], paper_value=PAPER_ZOOMOUT,
             unit="geodesic error ×100",
-            spread={"median": z["median"], "std": z["std"], "p10": z["p10"], "p90": z["p90"], "flipped": z["flipped"]},
+            spread={k: z[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in z},
             scale="standard (stored run)"))
     return rows + trained_rows()
+
+
+def _share(summary: dict) -> str:
+    """``', N % of the error on mirror-side vertices'`` when the summary has it (:func:`mirror_share`)."""
+    return (f", {100 * summary['mirror_share']:.0f} % of the error on vertices sent to the mirror side"
+            if "mirror_share" in summary else "")
 
 
 TRAINED = "single-branch unsupervised model (committed checkpoint fmaps_faust_r_unsupervised)"
@@ -313,7 +328,7 @@ def trained_rows(record: dict | None = None) -> list[dict]:
         rows.append(dict(
             quantity=f"{TRAINED}, {label}", paper=f"{FM_PAPER} (Table 1, train F / test F)",
             ours=(f"mean {S['mean']:.2f}, median {S['median']:.2f}, 10–90 % {S['p10']:.2f}–{S['p90']:.2f}, "
-                  f"flipped {100 * S['flipped']:.1f} %"),
+                  f"flipped {100 * S['flipped']:.1f} %{_share(S)}"),
             data=f"real: FAUST_r, trained on 000–079 ({shapes}), tested on 080–099 "
                  f"(full resolution); record of {record['date']}",
             protocol=(f"reduced: {budget} on {checkpoints.trained_on(record)} (authors' code: 10 epochs over all "
@@ -322,9 +337,46 @@ def trained_rows(record: dict | None = None) -> list[dict]:
                       + ("" if S["n"] == n_all else f"; {S['n']} of the {n_all} test pairs")),
             n=S["n"], seeds=record.get("seeds", [cfg["seed"]]), ours_value=S["mean"], paper_value=FM_PAPER,
             unit="geodesic error ×100",
-            spread={"median": S["median"], "std": S["std"], "p10": S["p10"], "p90": S["p90"], "flipped": S["flipped"]},
+            spread={k: S[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in S},
             scale="paper-protocol checkpoint"))
     return rows
+
+
+def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
+    """The committed model ``name`` on one FAUST_r test pair ``'tr_reg_080<-tr_reg_094'``, as its
+    protocol evaluates it (learned features, + ZoomOut), with what it takes to look at the result:
+    ``shape1``, ``shape2`` (unit area), ``p2p`` (shape 2 → shape 1), ``gt`` (the true map),
+    ``error`` and ``mirror_error`` (per vertex of shape 2, ÷ √area: to the true match and to its
+    left–right mirror image; NaN where there is no ground truth) and ``score``
+    (:meth:`PairScorer.score`). About 20 s on one CPU thread (geodesics and operators of two
+    5k-vertex shapes)."""
+    import torch
+
+    from . import protocols
+    from .data import real
+    from .fmaps import map_from_features
+    from .protocol_defs import fm_shape_data, fm_train_config
+
+    a, sep, b = pair.partition("<-")
+    if not sep or not a.startswith("tr_reg_") or not b.startswith("tr_reg_"):
+        raise ValueError(f"pair {pair!r}: expected 'tr_reg_XXX<-tr_reg_YYY' (a key of the record's per_shape).")
+    model, record = protocols.load_model(name)
+    cfg = record["config"]
+    first, second = items_with_symmetry([a, b])
+    shapes = [it.shape.normalized("area") for it in (first, second)]
+    data = [fm_shape_data(s, cfg, "cpu") for s in shapes]
+    with torch.no_grad():
+        F1, F2 = (model(d.x, d.ops) for d in data)
+    p2p = map_from_features(F1, F2, data[0].basis, data[1].basis, fm_train_config(cfg), refine=True)[0].cpu().numpy()
+    r_pair = real.r_pair(first, second)
+    scorer = PairScorer(r_pair, shapes[0])
+    e, e_mirror = scorer.vertex_errors(p2p)
+    full = [np.full(shapes[1].n_vertices, np.nan) for _ in range(2)]
+    full[0][scorer.gt.vertices] = e
+    if e_mirror is not None:
+        full[1][scorer.gt.vertices] = e_mirror
+    return {"pair": pair, "shape1": shapes[0], "shape2": shapes[1], "p2p": p2p, "gt": r_pair.p2p_21,
+            "error": full[0], "mirror_error": full[1], "score": scorer.score(p2p)}
 
 
 def update_record(record: str | Path = "results/records/04_functional_maps_zoomout.json") -> Path:
@@ -375,13 +427,15 @@ def main(argv=None):
     ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop after this long; rerun to resume")
     ap.add_argument("--no-pyfm", action="store_true", help="leave out the pyFM column")
+    ap.add_argument("--rescore", action="store_true",
+                    help="recompute stored pairs that lack a measure added since (mirror_share)")
     ap.add_argument("--update-record", action="store_true",
                     help="only refresh these rows in notebook 04's record and results/REPORT.md from the stored JSON")
     args = ap.parse_args(argv)
     if args.update_record:
         print(f"updated {update_record()}")
         return
-    doc = run(args.n_pairs, args.out, args.max_minutes, with_pyfm=not args.no_pyfm)
+    doc = run(args.n_pairs, args.out, args.max_minutes, with_pyfm=not args.no_pyfm, rescore=args.rescore)
     for m, s in doc["summary"].items():
         if s:
             print(f"{m:5s} n={s['n']:3d}  init {s['init']['mean']:.2f} / {s['init']['median']:.2f}   "

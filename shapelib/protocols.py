@@ -198,11 +198,12 @@ def reevaluate(name: str, write: bool = False, device="cpu") -> dict:
     new numbers too. Returns the evaluation."""
     proto = get(name)
     model, record = load_model(name, device)
+    commit = checkpoints.git_commit()          # the code that evaluates: as it is now, before the run
     evaluation = proto.evaluate(model, proto.config, torch.device(device), None)
     if write:
         record["evaluation"] = evaluation
         record["evaluated_on"] = {"hardware": checkpoints.hardware(), "device": str(device)}
-        record["evaluation_date"], record["evaluation_commit"] = checkpoints.now(), checkpoints.git_commit()
+        record["evaluation_date"], record["evaluation_commit"] = checkpoints.now(), commit
         checkpoints.write_record(name, record)
     return evaluation
 

@@ -227,6 +227,18 @@ def test_fmaps_protocol_config_maps_onto_its_training_preset():
         fm_train_config({**FM_CONFIG, "preset": "papr"})
 
 
+def test_fmaps_full_budget_protocol_differs_only_in_its_budget():
+    """``fmaps_faust_r_unsupervised_full`` is the committed protocol with the public code's whole
+    budget: 10 passes over the 6,320 ordered training pairs, learning rate ×0.1 halfway."""
+    from shapelib.protocol_defs import FM_CONFIG, FM_FULL_CONFIG
+
+    full = protocols.get("fmaps_faust_r_unsupervised_full").config
+    assert full is FM_FULL_CONFIG
+    assert {k for k in full if full[k] != FM_CONFIG.get(k)} == {"epochs", "decay_every"}
+    assert full["epochs"] * full["epoch_size"] == 10 * 80 * 79
+    assert full["decay_every"] * 2 == full["epochs"] and FM_CONFIG["decay_every"] * 2 == FM_CONFIG["epochs"]
+
+
 def test_table5_protocol_trains_on_inputs_rotated_about_the_vertical():
     """The paper's Table 5 augmentation reaches the loss: each step sees the xyz inputs rotated
     about y (heights and distances to the y axis kept, x/z changed)."""
@@ -294,3 +306,48 @@ def test_table5_rows_say_what_differs_from_the_paper():
     assert [r["paper_value"] for r in rows[:5]] == list(pd.T5_PAPER.values())
     assert all(r["paper_value"] is None and r["protocol"].startswith("baseline") for r in rows[5:])
     assert pd.t5_report_rows({"diffusionnet_faust_table5": small})[0]["protocol"].startswith("reduced: width 128")
+
+
+def _readme_checkpoint_rows():
+    """``{names: (trained, ours, paper)}`` from the README's table of committed checkpoints."""
+    text = (checkpoints.directory().parent.parent / "README.md").read_text()
+    protocols._load_all()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        names = tuple(re.findall(r"`([a-z0-9_]+)`", cells[0])) if len(cells) == 5 else ()
+        if names and all(n in protocols.PROTOCOLS for n in names):
+            rows[names] = (cells[1], cells[3], cells[4])
+    return rows
+
+
+def _formats(value) -> set:
+    return {f"{value:.2f}", f"{value:.1f}", f"{value:g}"}
+
+
+def test_readme_table_states_each_committed_checkpoints_record():
+    """The README's table of committed checkpoints lists every one of them, and every number it
+    gives (test results, the paper's, training minutes) is its record's, as rounded there."""
+    if not checkpoints.directory().is_dir() or not checkpoints.available():
+        pytest.skip("no committed checkpoints")
+    rows = _readme_checkpoint_rows()
+    listed = {n for names in rows for n in names}
+    assert listed == set(checkpoints.available()), f"README table lists {sorted(listed)}"
+    for names, (trained, ours, paper) in rows.items():
+        records = [checkpoints.load_record(n) for n in names]
+        ours_ok, paper_ok = set(), set()
+        for rec in records:
+            for stats in rec["evaluation"]["summary"].values():
+                for key in ("mean", "median"):
+                    ours_ok |= _formats(stats[key])
+                paper_ok |= _formats(stats["paper"])
+        for number in re.findall(r"\d+\.\d+|\d+", ours):
+            assert number in ours_ok, f"README row {names}: {number} is not in the records {names}"
+        for number in re.findall(r"\d+\.\d+|\d+", paper):
+            assert number in paper_ok, f"README row {names}: paper value {number} is not the records'"
+        minutes = [float(m) for m in re.findall(r"(\d+(?:\.\d+)?)(?= (?:/ \d+(?:\.\d+)? )*min)", trained)]
+        assert minutes, f"README row {names}: the training time is missing"
+        for m, rec in zip(minutes, records):
+            assert abs(m - rec["wall_seconds"] / 60) <= 0.5, f"README row {names}: {m} min, record {rec['wall_seconds'] / 60:.1f}"
+        where = {checkpoints.trained_on(rec) for rec in records}
+        assert all(w in trained for w in where), f"README row {names}: trained on {where}, README says {trained!r}"
