@@ -331,8 +331,8 @@ def trained_rows(record: dict | None = None) -> list[dict]:
                   f"flipped {100 * S['flipped']:.1f} %{_share(S)}"),
             data=f"real: FAUST_r, trained on 000–079 ({shapes}), tested on 080–099 "
                  f"(full resolution); record of {record['date']}",
-            protocol=(f"reduced: {budget} on {checkpoints.trained_on(record)} (authors' code: 10 epochs over all "
-                      f"6,320 pairs, 63,200 steps), width {cfg['width']}"
+            protocol=(f"reduced: {budget} on {checkpoints.trained_on(record)} (authors' code: 10 epochs over its "
+                      f"3,160 pairs i < j, 31,600 steps), width {cfg['width']}"
                       + ("" if faces is None else ", decimated training shapes") + f", {settings}"
                       + ("" if S["n"] == n_all else f"; {S['n']} of the {n_all} test pairs")),
             n=S["n"], seeds=record.get("seeds", [cfg["seed"]]), ours_value=S["mean"], paper_value=FM_PAPER,

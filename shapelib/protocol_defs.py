@@ -11,7 +11,7 @@
   single-branch unsupervised pipeline (DiffusionNet features → soft map → differentiable ZoomOut
   losses) trained on FAUST_r 000–079, tested on all 190 pairs of 080–099 (2,200 steps: the
   committed checkpoint); ``fmaps_faust_r_unsupervised_full``: the same with the public code's
-  whole budget (63,200 steps; hours on a GPU).
+  whole budget (31,600 steps; about an hour on a GPU).
 """
 from __future__ import annotations
 
@@ -377,8 +377,9 @@ FM_CONFIG = {
     # the budget: an "epoch" is 100 random ordered pairs of the 80 training shapes (6,320 pairs in
     # all); 22 epochs = 2,200 steps at full resolution, the number that fitted the ~6.5 minutes of a
     # GPU session (one H200, shared with two other trainings: 0.18 s/step); the authors' code runs
-    # 63,200. On one CPU thread a step takes ~25 s (about 15 h); `train_faces` (e.g. 3000) trains on
-    # decimated shapes instead, as an earlier CPU run did
+    # 10 epochs over the 3,160 pairs i < j of the 80 shapes (itertools.combinations in its FAUST
+    # pair dataset): 31,600 steps. On one CPU thread a step takes ~25 s (about 15 h for 2,200);
+    # `train_faces` (e.g. 3000) trains on decimated shapes instead, as an earlier CPU run did
     "epochs": 22, "epoch_size": 100, "train_faces": None, "seed": 0, "n_train": 80,
     "train": "faust_r tr_reg_000-079 at full resolution, unit area; random ordered pairs, no labels",
     "test": "faust_r tr_reg_080-099 at full resolution (~5k vertices), all 190 pairs",
@@ -430,18 +431,23 @@ def fm_shape_data(shape, cfg, device):
 
 
 def _fm_items(cfg, device):
-    """Every ordered pair (i, j), i != j, of the 80 decimated training shapes (shared ShapeData)."""
+    """The training pairs of the 80 shapes (shared ShapeData): every ordered pair (i, j), i != j, or
+    with ``cfg['pairs'] == 'i<j'`` the public code's 3,160 (i, j), i < j."""
     from tqdm.auto import tqdm
 
     from .data import real
     from .data.synthetic import decimate
 
+    pairs = cfg.get("pairs", "ordered")
+    if pairs not in ("ordered", "i<j"):
+        raise ValueError(f"fmaps protocol: pairs={pairs!r}; use 'ordered' (every (i, j), i != j) or 'i<j'.")
     names = [f"tr_reg_{i:03d}" for i in range(80)]
     faces = cfg.get("train_faces")      # None: full resolution (~5k vertices), as the authors' code trains
     data = [fm_shape_data(it.shape if faces is None else decimate(it.shape, faces), cfg, device)
             for it in tqdm(real.r_dataset("faust_r", names),
                            desc="FAUST_r 000-079" + ("" if faces is None else " (decimated)"))]
-    return [(data[i], data[j]) for i in range(len(data)) for j in range(len(data)) if i != j]
+    return [(data[i], data[j]) for i in range(len(data)) for j in range(len(data))
+            if (i < j if pairs == "i<j" else i != j)]
 
 
 class _FmapPairLoss:
@@ -525,15 +531,17 @@ register(Protocol(
     check_shapes=["tr_reg_080<-tr_reg_081", "tr_reg_090<-tr_reg_099"], needs=("faust_r",),
 ))
 
-# The public code's whole budget: 10 epochs over the 6,320 ordered training pairs = 632 "epochs" of
-# 100 random pairs, learning rate x0.1 after half of them; everything else as FM_CONFIG. About 1-3 h
-# on one H200 (65-180 ms/step measured there, depending on what shares the GPU); resumable
-# (`make train MODEL=fmaps_faust_r_unsupervised_full TRAIN_ARGS="--max-minutes 60"`).
-FM_FULL_CONFIG = {**FM_CONFIG, "epochs": 632, "decay_every": 316}
+# The public code's whole budget: 10 epochs over its 3,160 training pairs (i < j, shape 1 the lower
+# index) = 31,600 steps, learning rate x0.1 after 5 of them. Here: the same pairs, 316 "epochs" of
+# 100 drawn at random (so the state is saved every 100 steps), x0.1 after 158; everything else as
+# FM_CONFIG. About 0.5-1.5 h on one H200 (65-180 ms/step measured there, depending on what shares
+# the GPU); resumable (`make train MODEL=fmaps_faust_r_unsupervised_full TRAIN_ARGS="--max-minutes 30"`).
+FM_FULL_CONFIG = {**FM_CONFIG, "pairs": "i<j", "epochs": 316, "decay_every": 158,
+                  "train": "faust_r tr_reg_000-079 at full resolution, unit area; random pairs (i, j), i < j, no labels"}
 
 register(Protocol(
     name="fmaps_faust_r_unsupervised_full",
-    title="Scalable fmaps Table 1 (train F, test F), the public code's whole training budget (63,200 steps)",
+    title="Scalable fmaps Table 1 (train F, test F), the public code's whole training budget (31,600 steps)",
     config=FM_FULL_CONFIG, build=_fm_build, train_items=_fm_items, loss=_FmapPairLoss, evaluate=_fm_evaluate,
     check_shapes=["tr_reg_080<-tr_reg_081", "tr_reg_090<-tr_reg_099"], needs=("faust_r",),
 ))

@@ -227,16 +227,32 @@ def test_fmaps_protocol_config_maps_onto_its_training_preset():
         fm_train_config({**FM_CONFIG, "preset": "papr"})
 
 
-def test_fmaps_full_budget_protocol_differs_only_in_its_budget():
+def test_fmaps_full_budget_protocol_differs_only_in_its_budget(monkeypatch):
     """``fmaps_faust_r_unsupervised_full`` is the committed protocol with the public code's whole
-    budget: 10 passes over the 6,320 ordered training pairs, learning rate ×0.1 halfway."""
+    budget: as many steps as 10 passes over its 3,160 training pairs (i < j), learning rate ×0.1
+    halfway; its items are those pairs, shape 1 the lower index."""
+    from shapelib import protocol_defs
     from shapelib.protocol_defs import FM_CONFIG, FM_FULL_CONFIG
 
     full = protocols.get("fmaps_faust_r_unsupervised_full").config
     assert full is FM_FULL_CONFIG
-    assert {k for k in full if full[k] != FM_CONFIG.get(k)} == {"epochs", "decay_every"}
-    assert full["epochs"] * full["epoch_size"] == 10 * 80 * 79
+    assert {k for k in full if full[k] != FM_CONFIG.get(k)} == {"pairs", "epochs", "decay_every", "train"}
+    assert full["epochs"] * full["epoch_size"] == 10 * (80 * 79 // 2)
     assert full["decay_every"] * 2 == full["epochs"] and FM_CONFIG["decay_every"] * 2 == FM_CONFIG["epochs"]
+
+    class Fake:                                         # stands for a shape's ShapeData
+        def __init__(self, name):
+            self.name = name
+
+    monkeypatch.setattr(protocol_defs, "fm_shape_data", lambda shape, cfg, device: Fake(shape))
+    monkeypatch.setattr("shapelib.data.real.r_dataset",
+                        lambda name, names: [type("Item", (), {"shape": n})() for n in names])
+    unordered = protocol_defs._fm_items(FM_FULL_CONFIG, "cpu")
+    ordered = protocol_defs._fm_items(FM_CONFIG, "cpu")
+    assert len(unordered) == 3160 and len(ordered) == 6320
+    assert all(a.name < b.name for a, b in unordered)
+    with pytest.raises(ValueError, match="pairs"):
+        protocol_defs._fm_items({**FM_FULL_CONFIG, "pairs": "all"}, "cpu")
 
 
 def test_table5_protocol_trains_on_inputs_rotated_about_the_vertical():
