@@ -61,6 +61,13 @@ import torch
 BACKENDS = ("auto", "torch", "keops", "sdpa", "dense", "kdtree")
 #: float32 logits are used while their estimated error ``ε₃₂ (max|a|² + max|b|²) / 2σ²`` stays below this
 LOGIT_TOL = 1e-6
+#: Logits (already shifted so that a row's largest is 0) are raised to this floor before their
+#: exponential: exp(-80) ≈ 2e-35, so a floored entry weighs less than 1e-27 of its row even with
+#: 1e8 columns — nothing at float32 or float64 precision — while the exponential of a very negative
+#: number takes the CPU's slow underflow path (float32: 24 ns instead of 2 ns per entry on one
+#: thread, the common case at σ = 1e-2, where almost every entry underflows).
+#: ``benchmarks/softmap_exp.py`` measures it; ``None`` turns the floor off.
+EXP_FLOOR: float | None = -80.0
 LOGITS = ("auto", "float32", "float64")
 #: bytes of one ``(chunk, n_src)`` block the torch backend may allocate (several live at once)
 BLOCK_BYTES = int(os.environ.get("SHAPELIB_BLOCK_BYTES", 2**27))
@@ -168,7 +175,7 @@ class _SoftMapProduct(torch.autograd.Function):
         for i in range(0, n_tgt, chunk):
             S = _logits(_shift(a[i:i + chunk], wide, mu), bw, b2, s)
             m = S.max(dim=1).values
-            E = S.sub_(m[:, None]).to(V.dtype).exp_()  # one exp pass; normalised below
+            E = _floor(S.sub_(m[:, None]).to(V.dtype)).exp_()  # one exp pass; normalised below
             z = E.sum(1)
             lse[i:i + chunk] = m + z.log().to(wide)
             if transpose:
@@ -195,7 +202,7 @@ class _SoftMapProduct(torch.autograd.Function):
             sl = slice(i, i + chunk)
             aw = _shift(a[sl], wide, mu)
             ac = aw.to(a.dtype)
-            P = _logits(aw, bw, b2, s).sub_(lse[sl, None]).to(V.dtype).exp_()
+            P = _floor(_logits(aw, bw, b2, s).sub_(lse[sl, None]).to(V.dtype)).exp_()
             if transpose:  # out_j = Σ_i P_ij V_i
                 PgV = P @ g  # (c, d)
                 if need_V:
@@ -220,6 +227,11 @@ class _SoftMapProduct(torch.autograd.Function):
             if need_b:
                 gb.addmm_(dS.T, ac, alpha=s).sub_(s * dS.sum(0)[:, None] * bc)
         return ga, gb, gV, None, None, None, None, None
+
+
+def _floor(S):
+    """``S`` (shifted logits, ≤ 0) raised in place to :data:`EXP_FLOOR` before ``exp_``."""
+    return S if EXP_FLOOR is None else S.clamp_min_(EXP_FLOOR)
 
 
 def _shift(x, wide, mu):

@@ -187,3 +187,31 @@ def test_float32_matches_float64_at_small_sigma(transpose):
     # values ~2e-7; feature gradients ~1e-4 (float32 dS @ F with |F| ~ 14 ≫ the ~0.03 distances that matter)
     for name, a, b, tol in zip(("value", "d/dF_src", "d/dF_tgt", "d/dV"), got, ref, (1e-5, 3e-4, 3e-4, 1e-5)):
         assert rel(a.double(), b) < tol, f"float32 {name} differs from float64 by {rel(a.double(), b):.1e}"
+
+
+def test_exp_floor_changes_nothing(monkeypatch):
+    """The kernel raises shifted logits to EXP_FLOOR before exp (speed): at σ small enough that
+    nearly every entry is floored, the product and its gradients equal the unfloored kernel's."""
+    from shapelib import kernels
+    from shapelib.kernels import SoftMap
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(300, 8, generator=g, dtype=torch.float64), torch.randn(400, 8, generator=g, dtype=torch.float64)
+    X = torch.randn(300, 5, generator=g, dtype=torch.float64)     # a function on the source points a
+    sigma = 0.05 * float(torch.cdist(b, a).min(1).values.mean())
+
+    def run():
+        fa, fb, fx = (t.clone().requires_grad_(True) for t in (a, b, X))
+        out = SoftMap(fa, fb, sigma, backend="torch", chunk=64) @ fx
+        return (out.detach(),) + torch.autograd.grad((out * out.cos()).sum(), (fa, fb, fx))
+
+    floored = -0.5 * torch.cdist(b, a) ** 2 / sigma**2              # rows: target points b
+    floored = floored - floored.max(1, keepdim=True).values
+    assert float((floored < kernels.EXP_FLOOR).double().mean()) > 0.9, "test premise: most entries are floored"
+    with_floor = run()
+    monkeypatch.setattr(kernels, "EXP_FLOOR", None)
+    without = run()
+    for name, x, y in zip(("Π @ X", "d/d F_src", "d/d F_tgt", "d/d X"), with_floor, without):
+        # entries made only of floored weights (a source point no target is near) differ by ~1e-31
+        # in absolute terms: negligible against the result's scale, which is what matters
+        assert float((x - y).abs().max()) <= 1e-12 * float(y.abs().max()), name

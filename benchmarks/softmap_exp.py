@@ -1,0 +1,144 @@
+"""What the exponential floor of the torch soft-map kernel (``shapelib.kernels.EXP_FLOOR``) buys.
+
+    python benchmarks/softmap_exp.py                 # one thread; + one fmaps training step if FAUST_r is there
+    python benchmarks/softmap_exp.py --threads 2 --no-step
+
+At small σ almost every entry of a soft map's row is exp(very negative): the CPU computes those on
+a slow underflow path. The kernel raises the shifted logits to ``EXP_FLOOR`` (-80) first. For each
+case below, in one run and interleaved (so that machine load hits both alike), the time of one
+``SoftMap @ X`` product + backward without the floor (``EXP_FLOOR = None``, the old kernel) and
+with it, their ratio, and the largest relative difference of the output and of the gradients:
+
+* learned-feature soft map: 32-d features, σ = 1e-2 × their diameter (the fmaps training's
+  ``relative_sigma``), X the 20 first eigenvectors (C_init);
+* ZoomOut soft map: a 130-d spectral embedding at σ = 1e-2, X the 130 eigenvectors;
+* one training step of ``fmaps_faust_r_unsupervised`` (width 256, full-resolution FAUST_r pair
+  000/001, forward + backward), when the data is found.
+
+Writes benchmarks/results/softmap_exp.json and prints a table (the thread count with it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def timed(fn, floor, reps):
+    from shapelib import kernels
+
+    kernels.EXP_FLOOR = floor
+    out, best = None, float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+def product_case(F1, F2, X, sigma):
+    """One Π @ X (Π from F2 rows to F1 columns) + backward; returns (out, dF1, dF2)."""
+    import torch
+
+    from shapelib.kernels import SoftMap
+
+    def run():
+        a, b = F1.detach().clone().requires_grad_(True), F2.detach().clone().requires_grad_(True)
+        out = SoftMap(a, b, sigma, backend="torch") @ X
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        return out.detach(), a.grad, b.grad
+
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-step", action="store_true", help="leave out the fmaps training step")
+    args = ap.parse_args()
+    os.environ["SHAPELIB_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import zoomout as zb  # its two-discretisation torus pair and eigenbases
+
+    from shapelib import config, kernels
+    from shapelib.fmaps import embedding_diameter
+
+    floor = kernels.EXP_FLOOR
+    rows = []
+    zb.SIZES["p5000"] = (100, 50)                                  # 5,000 vertices
+    b1, b2, _, _ = zb._pair("p5000", 130, torch.device("cpu"), torch.float32)
+    g = torch.Generator().manual_seed(0)
+    feats1 = torch.randn(b1.evecs.shape[0], 32, generator=g) * 0.3   # stand-ins for learned features
+    feats2 = torch.randn(b2.evecs.shape[0], 32, generator=g) * 0.3
+    cases = {
+        "learned features (32-d, relative σ 1e-2), X = 20 eigenvectors":
+            product_case(feats1, feats2, b1.evecs[:, :20], 1e-2 * float(embedding_diameter(feats2))),
+        "ZoomOut embedding (130-d, σ 1e-2), X = 130 eigenvectors":
+            product_case(b1.evecs, b2.evecs, b1.evecs, 1e-2),
+    }
+    for name, run in cases.items():
+        t_old, old = timed(run, None, args.reps)
+        t_new, new = timed(run, floor, args.reps)
+        rows.append({"case": name, "n": b1.evecs.shape[0], "seconds_no_floor": t_old, "seconds_floor": t_new,
+                     "speedup": t_old / t_new, "rel_diff": {k: rel(a, b) for k, a, b in zip(("out", "dF1", "dF2"), new, old)}})
+        print(f"{name}: {t_old:.2f} s → {t_new:.2f} s ({t_old / t_new:.1f}×), rel. diff {rows[-1]['rel_diff']}", flush=True)
+    if not args.no_step:
+        from shapelib.data import registry
+
+        if registry.get("faust_r").found():
+            from shapelib import protocol_defs as P
+            from shapelib.data import real
+            from shapelib.fmaps import pair_losses
+
+            cfg = P.FM_CONFIG
+            d = [P.fm_shape_data(it.shape, cfg, "cpu") for it in real.r_dataset("faust_r", ["tr_reg_000", "tr_reg_001"])]
+            torch.manual_seed(0)
+            model = P._fm_build(cfg)
+            fm = P.fm_train_config(cfg)
+
+            def step():
+                model.zero_grad()
+                loss = pair_losses(model(d[0].x, d[0].ops), model(d[1].x, d[1].ops), d[0].basis, d[1].basis, fm,
+                                   progress=0.5, refine=True)["loss"]
+                loss.backward()
+                return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+            t_old, old = timed(step, None, 1)
+            t_new, new = timed(step, floor, 1)
+            rows.append({"case": "fmaps_faust_r_unsupervised training step (width 256, FAUST_r 000/001 full resolution)",
+                         "n": d[0].x.shape[0], "seconds_no_floor": t_old, "seconds_floor": t_new, "speedup": t_old / t_new,
+                         "rel_diff": {"loss": rel(new[0], old[0]), "grad": rel(new[1], old[1])}})
+            print(f"training step: {t_old:.1f} s → {t_new:.1f} s ({t_old / t_new:.1f}×), rel. diff {rows[-1]['rel_diff']}",
+                  flush=True)
+        else:
+            print("training step left out: FAUST_r not found (SHAPELIB_DATA)")
+    kernels.EXP_FLOOR = floor
+    result = {"what": "torch soft-map kernel with and without the exponential floor (kernels.EXP_FLOOR)",
+              "exp_floor": floor, "threads": args.threads,
+              "machine": f"{platform.machine()} · {os.cpu_count()} cores · {args.threads} torch thread(s) · "
+                         f"torch {torch.__version__} · {torch.backends.cpu.get_cpu_capability()} "
+                         "· the machine may be shared with other jobs",
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows,
+              "note": "time: best of the repetitions, the two variants interleaved in one run; rel_diff: largest "
+                      "|new − old| / largest |old| over the entries"}
+    out = HERE / "results" / "softmap_exp.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out.relative_to(HERE.parent)} ({config.threads()} thread(s))")
+
+
+if __name__ == "__main__":
+    main()
