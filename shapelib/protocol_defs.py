@@ -508,20 +508,22 @@ def _fm_evaluate(model, cfg, device, subset=None):
             sc = scorer.score(p2p.cpu().numpy())
             row[f"{stage}_error_x100"] = round(float(sc["error"]), 5)      # PairScorer: ×100 already
             row[f"{stage}_flipped"] = float(sc.get("flipped", False))
-            row[f"{stage}_mirror_share"] = round(float(sc.get("mirror_share", 0.0)), 5)
+            if "mirror_share" in sc:                 # needs the mirror ground truth (.sym.vts)
+                row[f"{stage}_mirror_share"] = round(float(sc["mirror_share"]), 5)
         per_pair[f"{a}<-{b}"] = row
     summary = {}
     for stage in ("features", "zoomout"):
         e = np.array([r[f"{stage}_error_x100"] for r in per_pair.values()])
         if len(e):
-            share = np.array([r[f"{stage}_mirror_share"] for r in per_pair.values()])
             summary[stage] = {"mean": round(float(e.mean()), 4), "median": round(float(np.median(e)), 4),
                               "std": round(float(e.std()), 4), "p10": round(float(np.percentile(e, 10)), 4),
                               "p90": round(float(np.percentile(e, 90)), 4),
                               "flipped": round(float(np.mean([r[f"{stage}_flipped"] for r in per_pair.values()])), 4),
-                              # of all the error over the pairs, the share on vertices sent to the mirror side
-                              "mirror_share": round(float((e * share).sum() / e.sum()) if e.sum() > 0 else 0.0, 4),
                               "n": len(e), "paper": FM_PAPER}
+            if all(f"{stage}_mirror_share" in r for r in per_pair.values()):
+                share = np.array([r[f"{stage}_mirror_share"] for r in per_pair.values()])
+                # of all the error over the pairs, the share on vertices sent to the mirror side
+                summary[stage]["mirror_share"] = round(float((e * share).sum() / e.sum()) if e.sum() > 0 else 0.0, 4)
     return {"per_shape": per_pair, "summary": summary}
 
 
