@@ -1,13 +1,16 @@
-"""What the exponential floor of the torch soft-map kernel (``shapelib.kernels.EXP_FLOOR``) buys.
+"""What two CPU changes of the torch soft-map kernel buy: the exponential floor
+(``shapelib.kernels.EXP_FLOOR``) and blocks of at most ``kernels.CPU_ROWS`` rows.
 
     python benchmarks/softmap_exp.py                 # one thread; + one fmaps training step if FAUST_r is there
     python benchmarks/softmap_exp.py --threads 2 --no-step
 
 At small σ almost every entry of a soft map's row is exp(very negative): the CPU computes those on
-a slow underflow path. The kernel raises the shifted logits to ``EXP_FLOOR`` (-80) first. For each
-case below, in one run and interleaved (so that machine load hits both alike), the time of one
-``SoftMap @ X`` product + backward without the floor (``EXP_FLOOR = None``, the old kernel) and
-with it, their ratio, and the largest relative difference of the output and of the gradients:
+a slow underflow path, so the kernel raises the shifted logits to ``EXP_FLOOR`` (-80) first. And a
+block of 256 rows stays in cache through the half-dozen passes over it, where the old byte budget
+(134 MB blocks) streamed each pass from memory. For each case below, in one run and interleaved
+(so that machine load hits all alike), the time of one ``SoftMap @ X`` product + backward with the
+old kernel (no floor, byte-budget blocks), with the floor, and with the floor and 256-row blocks,
+the ratios to the old kernel, and the largest relative difference of the output and gradients:
 
 * learned-feature soft map: 32-d features, σ = 1e-2 × their diameter (the fmaps training's
   ``relative_sigma``), X the 20 first eigenvectors (C_init);
@@ -31,16 +34,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def timed(fn, floor, reps):
+VARIANTS = {"old": (None, 10**9), "floor": (-80.0, 10**9), "floor + 256-row blocks": (-80.0, 256)}
+
+
+def timed(fn, variants, reps):
+    """Best time and last output of ``fn`` under each variant (EXP_FLOOR, CPU_ROWS), interleaved."""
     from shapelib import kernels
 
-    kernels.EXP_FLOOR = floor
-    out, best = None, float("inf")
+    best, out = {v: float("inf") for v in variants}, {}
     for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
+        for v, (floor, rows) in variants.items():
+            kernels.EXP_FLOOR, kernels.CPU_ROWS = floor, rows
+            t = time.perf_counter()
+            out[v] = fn()
+            best[v] = min(best[v], time.perf_counter() - t)
     return best, out
+
+
+def row(case, n, best, out, keys):
+    old = out["old"]
+    return {"case": case, "n": n, "seconds": best,
+            "speedup": {v: best["old"] / t for v, t in best.items() if v != "old"},
+            "rel_diff": {v: {k: rel(a, b) for k, a, b in zip(keys, out[v], old)} for v in out if v != "old"}}
 
 
 def rel(a, b):
@@ -66,6 +81,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--step-reps", type=int, default=2)
     ap.add_argument("--no-step", action="store_true", help="leave out the fmaps training step")
     args = ap.parse_args()
     os.environ["SHAPELIB_THREADS"] = str(args.threads)
@@ -77,7 +93,7 @@ def main():
     from shapelib import config, kernels
     from shapelib.fmaps import embedding_diameter
 
-    floor = kernels.EXP_FLOOR
+    floor, cpu_rows = kernels.EXP_FLOOR, kernels.CPU_ROWS
     rows = []
     zb.SIZES["p5000"] = (100, 50)                                  # 5,000 vertices
     b1, b2, _, _ = zb._pair("p5000", 130, torch.device("cpu"), torch.float32)
@@ -91,11 +107,10 @@ def main():
             product_case(b1.evecs, b2.evecs, b1.evecs, 1e-2),
     }
     for name, run in cases.items():
-        t_old, old = timed(run, None, args.reps)
-        t_new, new = timed(run, floor, args.reps)
-        rows.append({"case": name, "n": b1.evecs.shape[0], "seconds_no_floor": t_old, "seconds_floor": t_new,
-                     "speedup": t_old / t_new, "rel_diff": {k: rel(a, b) for k, a, b in zip(("out", "dF1", "dF2"), new, old)}})
-        print(f"{name}: {t_old:.2f} s → {t_new:.2f} s ({t_old / t_new:.1f}×), rel. diff {rows[-1]['rel_diff']}", flush=True)
+        best, out = timed(run, VARIANTS, args.reps)
+        rows.append(row(name, b1.evecs.shape[0], best, out, ("out", "dF1", "dF2")))
+        print(f"{name}: " + ", ".join(f"{v} {t:.2f} s" for v, t in best.items())
+              + f"; speed-up {rows[-1]['speedup']}; rel. diff {rows[-1]['rel_diff']}", flush=True)
     if not args.no_step:
         from shapelib.data import registry
 
@@ -117,23 +132,23 @@ def main():
                 loss.backward()
                 return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
-            t_old, old = timed(step, None, 1)
-            t_new, new = timed(step, floor, 1)
-            rows.append({"case": "fmaps_faust_r_unsupervised training step (width 256, FAUST_r 000/001 full resolution)",
-                         "n": d[0].x.shape[0], "seconds_no_floor": t_old, "seconds_floor": t_new, "speedup": t_old / t_new,
-                         "rel_diff": {"loss": rel(new[0], old[0]), "grad": rel(new[1], old[1])}})
-            print(f"training step: {t_old:.1f} s → {t_new:.1f} s ({t_old / t_new:.1f}×), rel. diff {rows[-1]['rel_diff']}",
-                  flush=True)
+            best, out = timed(step, VARIANTS, args.step_reps)
+            rows.append(row("fmaps_faust_r_unsupervised training step (width 256, FAUST_r 000/001 full resolution)",
+                            d[0].x.shape[0], best, out, ("loss", "grad")))
+            print("training step: " + ", ".join(f"{v} {t:.1f} s" for v, t in best.items())
+                  + f"; speed-up {rows[-1]['speedup']}; rel. diff {rows[-1]['rel_diff']}", flush=True)
         else:
             print("training step left out: FAUST_r not found (SHAPELIB_DATA)")
-    kernels.EXP_FLOOR = floor
-    result = {"what": "torch soft-map kernel with and without the exponential floor (kernels.EXP_FLOOR)",
-              "exp_floor": floor, "threads": args.threads,
+    kernels.EXP_FLOOR, kernels.CPU_ROWS = floor, cpu_rows
+    result = {"what": "torch soft-map kernel on CPU: old, with the exponential floor (kernels.EXP_FLOOR), and with "
+                      "the floor and blocks of at most kernels.CPU_ROWS rows",
+              "variants": {v: {"exp_floor": f, "cpu_rows": r if r < 10**9 else "old byte budget"} for v, (f, r) in VARIANTS.items()},
+              "threads": args.threads,
               "machine": f"{platform.machine()} · {os.cpu_count()} cores · {args.threads} torch thread(s) · "
                          f"torch {torch.__version__} · {torch.backends.cpu.get_cpu_capability()} "
                          "· the machine may be shared with other jobs",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows,
-              "note": "time: best of the repetitions, the two variants interleaved in one run; rel_diff: largest "
+              "note": "time: best of the repetitions, the variants interleaved in one run; rel_diff: largest "
                       "|new − old| / largest |old| over the entries"}
     out = HERE / "results" / "softmap_exp.json"
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -378,7 +378,7 @@ FM_CONFIG = {
     # all); 22 epochs = 2,200 steps at full resolution, the number that fitted the ~6.5 minutes of a
     # GPU session (one H200, shared with two other trainings: 0.18 s/step); the authors' code runs
     # 10 epochs over the 3,160 pairs i < j of the 80 shapes (itertools.combinations in its FAUST
-    # pair dataset): 31,600 steps. On one CPU thread a step takes ~23 s (about 14 h for 2,200;
+    # pair dataset): 31,600 steps. On one CPU thread a step takes ~11 s (about 7 h for 2,200;
     # benchmarks/softmap_exp.py);
     # `train_faces` (e.g. 3000) trains on decimated shapes instead, as an earlier CPU run did
     "epochs": 22, "epoch_size": 100, "train_faces": None, "seed": 0, "n_train": 80,
