@@ -124,6 +124,13 @@ def mirror_share(errors: np.ndarray, mirror_errors: np.ndarray) -> float:
     return float(errors[mirror_errors < errors].sum() / total) if total > 0 else 0.0
 
 
+def pooled_mirror_share(errors, shares) -> float:
+    """Over several pairs (each with its mean ``errors`` and :func:`mirror_share` ``shares``): the
+    share of all their error that sits on vertices sent to the mirror side (error-weighted)."""
+    errors, shares = np.asarray(errors, dtype=float), np.asarray(shares, dtype=float)
+    return float((errors * shares).sum() / errors.sum()) if errors.sum() > 0 else 0.0
+
+
 def items_with_symmetry(names, dataset: str = "faust_r") -> list:
     """Items of ``dataset`` (:func:`shapelib.data.real.r_dataset`) with ``meta['corres_sym']``: the
     left–right mirror of their ``.vts`` rows (``.sym.vts``; None when absent), for :class:`PairScorer`."""
@@ -158,9 +165,8 @@ def summarize(rows: list[dict], method: str) -> dict | None:
         out[stage] = {"mean": float(e.mean()), "median": float(np.median(e)), "std": float(e.std()),
                       "p10": float(np.percentile(e, 10)), "p90": float(np.percentile(e, 90)),
                       "flipped": float(np.mean([v[stage].get("flipped", False) for v in vals]))}
-        if all("mirror_share" in v[stage] for v in vals):  # share of all the error on vertices sent to the mirror side
-            share = np.array([v[stage]["mirror_share"] for v in vals])
-            out[stage]["mirror_share"] = float((e * share).sum() / e.sum()) if e.sum() > 0 else 0.0
+        if all("mirror_share" in v[stage] for v in vals):
+            out[stage]["mirror_share"] = pooled_mirror_share(e, [v[stage]["mirror_share"] for v in vals])
     out["seconds"] = {k: float(np.mean([v["seconds"][k] for v in vals])) for k in ("fit", "zoomout")}
     out["n"] = len(vals)
     return out

@@ -76,7 +76,8 @@ BLOCK_BYTES_CUDA = int(os.environ.get("SHAPELIB_BLOCK_BYTES_CUDA", 2**30))
 #: on a CPU, soft-map blocks of at most this many target rows: the half-dozen passes over a block
 #: (logits, shift, floor, exp, sums, products) then run in cache (a 256 × 5,000 float64 block is
 #: 10 MB) instead of streaming a 134 MB one from memory each time — an fmaps training step runs
-#: 1.4× faster on one thread (``benchmarks/softmap_exp.py``); still wide enough for efficient GEMMs
+#: 1.6× faster on one thread, on top of :data:`EXP_FLOOR` (``benchmarks/softmap_exp.py``); still wide
+#: enough for efficient GEMMs
 CPU_ROWS = int(os.environ.get("SHAPELIB_CPU_ROWS", 256))
 
 # ----------------------------------------------------------------------------- input checks
@@ -117,11 +118,14 @@ def _check_values(V: torch.Tensor, n: int, ref: torch.Tensor, name: str, side: s
     return V.to(ref.dtype)
 
 
-def _rows_per_chunk(n_cols: int, chunk: int | None, width: int = 1, device=None) -> int:
+def _rows_per_chunk(n_cols: int, chunk: int | None, width: int = 1, device=None, cpu_rows: int | None = None) -> int:
+    """Rows of one block: ``chunk`` when given, else what fits the byte budget of the device —
+    and on a CPU at most ``cpu_rows`` (cache-sized blocks, :data:`CPU_ROWS`) when given."""
     if chunk is not None:
         return max(1, int(chunk))
-    budget = BLOCK_BYTES_CUDA if device is not None and torch.device(device).type == "cuda" else BLOCK_BYTES
-    return max(16, min(65536, budget // (4 * max(1, n_cols) * max(1, width))))
+    cuda = device is not None and torch.device(device).type == "cuda"
+    rows = max(16, min(65536, (BLOCK_BYTES_CUDA if cuda else BLOCK_BYTES) // (4 * max(1, n_cols) * max(1, width))))
+    return rows if cuda or cpu_rows is None else min(rows, cpu_rows)
 
 
 def sq_dist(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -252,10 +256,9 @@ def _torch_product(F_tgt, F_src, V, sigma, chunk, transpose, logits="auto"):
     mu = None
     if wide != a.dtype:
         a, b, mu = F_tgt, F_src, F_src.detach().to(wide).mean(0, keepdim=True)
-    rows = _rows_per_chunk(F_src.shape[0], chunk, width=torch.finfo(wide).bits // 32, device=F_src.device)
-    if chunk is None and F_src.device.type == "cpu":
-        rows = min(rows, CPU_ROWS)
-    return _SoftMapProduct.apply(a, b, V, 1.0 / sigma**2, rows, transpose, wide, mu)
+    chunk = _rows_per_chunk(F_src.shape[0], chunk, width=torch.finfo(wide).bits // 32, device=F_src.device,
+                            cpu_rows=CPU_ROWS)
+    return _SoftMapProduct.apply(a, b, V, 1.0 / sigma**2, chunk, transpose, wide, mu)
 
 
 def _dense_pi(a, b, sigma):

@@ -488,7 +488,7 @@ def _fm_evaluate(model, cfg, device, subset=None):
 
     from .data import real
     from .fmaps import map_from_features
-    from .fmaps_eval import PairScorer, items_with_symmetry
+    from .fmaps_eval import PairScorer, items_with_symmetry, pooled_mirror_share
 
     fm = fm_train_config(cfg)
     pairs = fm_test_pairs(subset)
@@ -521,9 +521,8 @@ def _fm_evaluate(model, cfg, device, subset=None):
                               "flipped": round(float(np.mean([r[f"{stage}_flipped"] for r in per_pair.values()])), 4),
                               "n": len(e), "paper": FM_PAPER}
             if all(f"{stage}_mirror_share" in r for r in per_pair.values()):
-                share = np.array([r[f"{stage}_mirror_share"] for r in per_pair.values()])
-                # of all the error over the pairs, the share on vertices sent to the mirror side
-                summary[stage]["mirror_share"] = round(float((e * share).sum() / e.sum()) if e.sum() > 0 else 0.0, 4)
+                summary[stage]["mirror_share"] = round(pooled_mirror_share(
+                    e, [r[f"{stage}_mirror_share"] for r in per_pair.values()]), 4)
     return {"per_shape": per_pair, "summary": summary}
 
 
