@@ -302,18 +302,27 @@ def _share(summary: dict) -> str:
             if "mirror_share" in summary else "")
 
 
-TRAINED = "single-branch unsupervised model (committed checkpoint fmaps_faust_r_unsupervised)"
+TRAINED = "single-branch unsupervised model (committed checkpoint"     # + " NAME)"
+
+
+def trained_checkpoints() -> list[str]:
+    """The committed checkpoints of the fmaps protocols (``fmaps_faust_r_unsupervised`` and its
+    whole-budget variants, as far as trained), in the order they are registered."""
+    from . import checkpoints, protocols
+
+    protocols._load_all()
+    have = set(checkpoints.available())
+    return [n for n in protocols.PROTOCOLS if n.startswith("fmaps_") and n in have]
 
 
 def trained_rows(record: dict | None = None) -> list[dict]:
-    """Rows of the committed trained model (``make train MODEL=fmaps_faust_r_unsupervised``) from
-    its training record: features-only map and + ZoomOut on the FAUST_r test pairs."""
+    """Rows of the committed trained models (``make train MODEL=fmaps_faust_r_unsupervised`` and
+    its variants, :func:`trained_checkpoints`) from their training records: features-only map and
+    + ZoomOut on the FAUST_r test pairs. ``record``: the rows of that one record only."""
     from . import checkpoints
 
     if record is None:
-        if "fmaps_faust_r_unsupervised" not in checkpoints.available():
-            return []
-        record = checkpoints.load_record("fmaps_faust_r_unsupervised")
+        return [row for name in trained_checkpoints() for row in trained_rows(checkpoints.load_record(name))]
     from .protocol_defs import FM_PAPER
 
     cfg, summ = record["config"], record["evaluation"]["summary"]
@@ -332,7 +341,7 @@ def trained_rows(record: dict | None = None) -> list[dict]:
         if not S:
             continue
         rows.append(dict(
-            quantity=f"{TRAINED}, {label}", paper=f"{FM_PAPER} (Table 1, train F / test F)",
+            quantity=f"{TRAINED} {record['experiment']}), {label}", paper=f"{FM_PAPER} (Table 1, train F / test F)",
             ours=(f"mean {S['mean']:.2f}, median {S['median']:.2f}, 10–90 % {S['p10']:.2f}–{S['p90']:.2f}, "
                   f"flipped {100 * S['flipped']:.1f} %{_share(S)}"),
             data=f"real: FAUST_r, trained on 000–079 ({shapes}), tested on 080–099 "
@@ -346,6 +355,73 @@ def trained_rows(record: dict | None = None) -> list[dict]:
             spread={k: S[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in S},
             scale="paper-protocol checkpoint"))
     return rows
+
+
+def failure_anatomy(pairs, errors, shares=None, flipped=None, threshold: float = 10.0, shapes=None) -> dict:
+    """Where a pipeline's mean error comes from, over test pairs ``'a<-b'`` with their mean errors
+    (×100), :func:`mirror_share` ``shares`` and ``flipped`` flags (optional):
+
+    ``n``, ``mean``, ``median``; ``n_bad`` (error > ``threshold``) and ``n_between`` (between half the
+    threshold and it); ``shapes``: the fewest test shapes such that every bad pair involves one of
+    them (greedy: the shape in most uncovered bad pairs first; or the ``shapes`` given, to compare
+    pipelines on the same split), ``mean_with`` / ``n_with`` over the pairs with one of them and
+    ``mean_without`` / ``n_without`` over the others; with ``shares``: ``share_bad`` / ``share_rest`` (the pooled
+    share of the bad / other pairs' error on mirror-side vertices) and ``share_range`` (lowest and
+    highest share of a bad pair); with ``flipped``: ``n_bad_flipped``. Read off the test results:
+    it explains a mean, it is not a number to tune on."""
+    pairs, errors = list(pairs), np.asarray(errors, dtype=float)
+    if len(pairs) != len(errors) or not len(pairs):
+        raise ValueError(f"failure_anatomy needs one error per pair (got {len(pairs)} pairs, {len(errors)} errors).")
+    bad = errors > threshold
+    out = {"n": len(pairs), "mean": float(errors.mean()), "median": float(np.median(errors)),
+           "n_bad": int(bad.sum()), "n_between": int(((errors > threshold / 2) & ~bad).sum()), "threshold": threshold}
+    members = [set(p.split("<-")) for p in pairs]
+    uncovered = set() if shapes is not None else {int(i) for i in np.flatnonzero(bad)}
+    shapes = list(shapes) if shapes is not None else []
+    while uncovered:
+        counts = {}
+        for i in uncovered:
+            for name in members[i]:
+                counts[name] = counts.get(name, 0) + 1
+        best = max(sorted(counts), key=counts.get)
+        shapes.append(best)
+        uncovered = {i for i in uncovered if best not in members[i]}
+    out["shapes"] = sorted(shapes)
+    without = np.array([not (m & set(shapes)) for m in members])
+    out["n_with"], out["n_without"] = int((~without).sum()), int(without.sum())
+    out["mean_with"] = float(errors[~without].mean()) if (~without).any() else float("nan")
+    out["mean_without"] = float(errors[without].mean()) if without.any() else float("nan")
+    if shares is not None:
+        shares = np.asarray(shares, dtype=float)
+        out["share_bad"] = pooled_mirror_share(errors[bad], shares[bad]) if bad.any() else float("nan")
+        out["share_rest"] = pooled_mirror_share(errors[~bad], shares[~bad]) if (~bad).any() else float("nan")
+        out["share_range"] = (float(shares[bad].min()), float(shares[bad].max())) if bad.any() else None
+    if flipped is not None:
+        out["n_bad_flipped"] = int(np.asarray(flipped, dtype=bool)[bad].sum())
+    return out
+
+
+def anatomy_of_record(record: dict, stage: str = "zoomout", threshold: float = 10.0, shapes=None) -> dict:
+    """:func:`failure_anatomy` of a trained model's record (``stage``: ``"zoomout"`` or ``"features"``)."""
+    per = record["evaluation"]["per_shape"]
+    keys = list(per)
+    shares = [per[k].get(f"{stage}_mirror_share") for k in keys]
+    return failure_anatomy(keys, [per[k][f"{stage}_error_x100"] for k in keys],
+                           None if None in shares else shares, [per[k][f"{stage}_flipped"] for k in keys], threshold,
+                           shapes)
+
+
+def anatomy_of_run(doc: dict, method: str = "ours", stage: str = "zoomout", threshold: float = 10.0,
+                   shapes=None) -> dict | None:
+    """:func:`failure_anatomy` of the stored axiomatic run (:func:`load_results`) for ``method``
+    (``"ours"`` or ``"pyfm"``); None when that column was not run."""
+    rows = [r for r in (doc or {}).get("pairs", []) if method in r]
+    if not rows:
+        return None
+    shares = [r[method][stage].get("mirror_share") for r in rows]
+    return failure_anatomy([r["pair"] for r in rows], [r[method][stage]["error"] for r in rows],
+                           None if None in shares else shares, [r[method][stage].get("flipped", False) for r in rows],
+                           threshold, shapes)
 
 
 def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:

@@ -255,6 +255,31 @@ def test_fmaps_full_budget_protocol_differs_only_in_its_budget(monkeypatch):
         protocol_defs._fm_items({**FM_FULL_CONFIG, "pairs": "all"}, "cpu")
 
 
+def test_fmaps_decimated_full_budget_protocol_differs_only_in_training_resolution(monkeypatch):
+    """``fmaps_faust_r_unsupervised_full_decimated`` is the whole-budget protocol with its training
+    shapes decimated to 3,000 faces; its test shapes (the evaluation) are the same full-resolution
+    ones, and its items are built from the decimated shapes."""
+    from shapelib import protocol_defs
+    from shapelib.protocol_defs import FM_FULL_CONFIG, FM_FULL_DECIMATED_CONFIG
+
+    proto = protocols.get("fmaps_faust_r_unsupervised_full_decimated")
+    full = protocols.get("fmaps_faust_r_unsupervised_full")
+    dec = proto.config
+    assert dec is FM_FULL_DECIMATED_CONFIG
+    assert {k for k in dec if dec[k] != FM_FULL_CONFIG.get(k)} == {"train_faces", "train"}
+    assert dec["train_faces"] == 3000 and dec["test"] == FM_FULL_CONFIG["test"]
+    assert proto.evaluate is full.evaluate and proto.check_shapes == full.check_shapes
+
+    seen = []
+    monkeypatch.setattr("shapelib.data.synthetic.decimate", lambda shape, n: seen.append(n) or f"{shape}@{n}")
+    monkeypatch.setattr(protocol_defs, "fm_shape_data", lambda shape, cfg, device: shape)
+    monkeypatch.setattr("shapelib.data.real.r_dataset",
+                        lambda name, names: [type("Item", (), {"shape": n})() for n in names])
+    items = protocol_defs._fm_items(dec, "cpu")
+    assert len(items) == 3160 and seen == [3000] * 80
+    assert all(a.endswith("@3000") and b.endswith("@3000") for a, b in items)
+
+
 def test_table5_protocol_trains_on_inputs_rotated_about_the_vertical():
     """The paper's Table 5 augmentation reaches the loss: each step sees the xyz inputs rotated
     about y (heights and distances to the y axis kept, x/z changed)."""

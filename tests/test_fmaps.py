@@ -283,6 +283,32 @@ def test_mirror_share_function():
         mirror_share([0.1, 0.2], [0.1])
 
 
+def test_failure_anatomy_finds_the_shapes_behind_the_large_errors():
+    """Five pairs of four shapes, two of them above the threshold, both involving shape c: the cover
+    is {c}, the means with and without it, the pooled mirror shares and the flipped count follow."""
+    from shapelib.fmaps_eval import failure_anatomy
+
+    pairs = ["a<-b", "a<-c", "b<-c", "b<-d", "a<-d"]
+    errors = [1.0, 20.0, 12.0, 2.0, 7.0]
+    shares = [0.0, 0.9, 0.5, 0.1, 0.2]
+    A = failure_anatomy(pairs, errors, shares, [False, True, False, False, False], threshold=10)
+    assert A["n_bad"] == 2 and A["n_between"] == 1 and A["shapes"] == ["c"]
+    assert A["n_with"] == 2 and A["mean_with"] == pytest.approx(16.0)
+    assert A["n_without"] == 3 and A["mean_without"] == pytest.approx(10.0 / 3)
+    assert A["share_bad"] == pytest.approx((20 * 0.9 + 12 * 0.5) / 32)
+    assert A["share_rest"] == pytest.approx((0.1 * 2 + 0.2 * 7) / 10)
+    assert A["share_range"] == (0.5, 0.9) and A["n_bad_flipped"] == 1
+    # a split given from outside (another pipeline's shapes) is used as it is
+    B = failure_anatomy(pairs, errors, threshold=10, shapes=["d"])
+    assert B["shapes"] == ["d"] and B["n_with"] == 2 and B["mean_with"] == pytest.approx(4.5)
+    assert "share_bad" not in B
+    # two bad pairs with no shape in common need two shapes; the greedy cover takes the most frequent first
+    C = failure_anatomy(["a<-b", "c<-d", "a<-c"], [11.0, 11.0, 11.0], threshold=10)
+    assert len(C["shapes"]) == 2 and C["n_without"] == 0
+    with pytest.raises(ValueError, match="one error per pair"):
+        failure_anatomy(pairs, errors[:3])
+
+
 def test_pair_scorer_tells_a_partial_mirror_from_a_flip(real_data):
     """On a FAUST_r test pair: the true map scores 0; the left–right mirror of the true map is
     ``flipped`` with all of its error on mirrored vertices; the true map with only the vertices far
