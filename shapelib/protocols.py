@@ -5,6 +5,7 @@
     python -m shapelib.protocols train NAME --max-minutes 60  # stop cleanly after an hour (resumable)
     python -m shapelib.protocols evaluate NAME              # re-evaluate a committed checkpoint
     python -m shapelib.protocols evaluate NAME --write      # ... and store the result in its record
+    python -m shapelib.protocols evaluate NAME --state      # how far an unfinished run has got (writes nothing)
 
 Each protocol states its ``config`` (the paper's settings, and what differs), builds its model
 from that config, trains it with :func:`shapelib.train.fit` (CUDA when present, else CPU), saves
@@ -208,6 +209,32 @@ def reevaluate(name: str, write: bool = False, device="cpu") -> dict:
     return evaluation
 
 
+def evaluate_state(name: str, device="cpu", subset=None) -> dict:
+    """Evaluate the unfinished run of ``name`` from its saved state (``NAME.state.pt``), on the whole
+    test set or ``subset``, without writing anything: how far a long, resumable run has got. Refuses
+    a state saved under another config. Returns ``{"epoch", "steps", "wall_seconds", "hardware",
+    "device", "evaluation"}``; the state stays as it is, so the run can be resumed afterwards."""
+    proto = get(name)
+    state = checkpoints.load_state(name)
+    if state is None:
+        raise checkpoints.CheckpointError(
+            f"{name}: no unfinished run to evaluate (no {name}.state.pt); `make train MODEL={name}` starts one, "
+            f"`python -m shapelib.protocols evaluate {name}` evaluates a committed checkpoint.")
+    if "config_json" in state:
+        diff = checkpoints.config_mismatch(proto.config, json.loads(state["config_json"]))
+        if diff:
+            raise checkpoints.CheckpointError(f"{name}: the saved run was started with another config ({'; '.join(diff)}).")
+    model = proto.build(proto.config)
+    model.load_state_dict(state["model"])
+    model = model.to(device).eval()
+    epoch = int(state["epoch"])
+    n_items = state.get("n_items")
+    return {"epoch": epoch, "epochs": proto.config["epochs"],
+            "steps": epoch * -(-n_items // proto.config.get("batch_size", 1)) if n_items else None,
+            "wall_seconds": float(state.get("wall_seconds", 0.0)), "hardware": state.get("hardware"),
+            "device": state.get("device"), "evaluation": proto.evaluate(model, proto.config, torch.device(device), subset)}
+
+
 def load_model(name: str, device="cpu"):
     """The committed model of protocol ``name`` (eval mode) and its record; refuses a checkpoint
     whose config differs from the protocol's."""
@@ -234,6 +261,9 @@ def main(argv=None) -> int:
     ev.add_argument("name")
     ev.add_argument("--write", action="store_true",
                     help="store the new evaluation in the committed record (the weights and training fields are kept)")
+    ev.add_argument("--state", action="store_true",
+                    help="evaluate the unfinished run's saved state instead (writes nothing; the run can be resumed)")
+    ev.add_argument("--out", default=None, help="with --state: also write the result to this JSON file")
     args = ap.parse_args(argv)
     _load_all()
     if args.cmd == "list":
@@ -254,6 +284,17 @@ def main(argv=None) -> int:
                 continue
             train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
                   train_more=not args.finalize, evaluate=not args.train_only)
+        return 0
+    if args.state:
+        if args.write:
+            ap.error("--state writes nothing into the records: use --out FILE to keep its result")
+        out = evaluate_state(args.name)
+        print(f"{args.name}: saved state at epoch {out['epoch']}/{out['epochs']} ({out['steps']} steps, "
+              f"{out['wall_seconds'] / 3600:.1f} h on {out['hardware'] or '?'}): {out['evaluation']['summary']}")
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(checkpoints._jsonable({"experiment": args.name, "date": checkpoints.now(), **out}), f, indent=1)
+            print(f"wrote {args.out}")
         return 0
     out = reevaluate(args.name, write=args.write)
     print(out["summary"])

@@ -106,6 +106,28 @@ def test_resumed_run_equals_uninterrupted_run(ckpt_dir, toy, monkeypatch):
         assert key in rec, key
 
 
+def test_an_unfinished_run_is_evaluated_from_its_state_without_writing(ckpt_dir, toy, monkeypatch, tmp_path):
+    """``evaluate_state`` scores the saved state of an unfinished run as --finalize would, writes no
+    checkpoint, leaves the state to resume; with no state it says how to start one."""
+    with pytest.raises(checkpoints.CheckpointError, match="make train MODEL=toy"):
+        protocols.evaluate_state("toy")
+    protocols.train("toy", max_minutes=0, evaluate=False, progress=False)       # stops after its first epoch
+    before = (ckpt_dir / "toy.state.pt").read_bytes()
+    peek = protocols.evaluate_state("toy")
+    assert peek["epoch"] == 1 and peek["epochs"] == 4 and peek["steps"] == 6
+    assert checkpoints.available() == [] and (ckpt_dir / "toy.state.pt").read_bytes() == before
+    final = protocols.train("toy", train_more=False, progress=False)           # --finalize: the same numbers
+    assert final["status"] == "partial"
+    assert peek["evaluation"]["summary"]["mse"] == pytest.approx(final["evaluation"]["summary"]["mse"], rel=1e-6)
+    out = tmp_path / "peek.json"
+    assert protocols.main(["evaluate", "toy", "--state", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["evaluation"]["summary"]["mse"] == pytest.approx(peek["evaluation"]["summary"]["mse"])
+    monkeypatch.setitem(protocols.PROTOCOLS, "toy", Protocol("toy", "toy", dict(TOY, lr=5e-3), _toy_build, _toy_items,
+                                                             _toy_loss, _toy_eval, ["s0"]))
+    with pytest.raises(checkpoints.CheckpointError, match="another config"):
+        protocols.evaluate_state("toy")
+
+
 def test_a_run_is_not_resumed_under_another_config(ckpt_dir, toy, monkeypatch):
     """An unfinished run saved under one config is refused, naming the difference, when the
     protocol's config has changed since; --restart (resume=False) starts it again."""
