@@ -362,14 +362,16 @@ def failure_anatomy(pairs, errors, shares=None, flipped=None, threshold: float =
     (×100), :func:`mirror_share` ``shares`` and ``flipped`` flags (optional):
 
     ``n``, ``mean``, ``median``; ``n_bad`` (error > ``threshold``) and ``n_between`` (between half the
-    threshold and it); ``shapes``: the fewest test shapes such that every bad pair involves one of
-    them (greedy: the shape in most uncovered bad pairs first; or the ``shapes`` given, to compare
+    threshold and it); ``shapes``: a few test shapes such that every bad pair involves one of them
+    (a greedy cover: the shape in most uncovered bad pairs first; or the ``shapes`` given, to compare
     pipelines on the same split), ``mean_with`` / ``n_with`` over the pairs with one of them and
     ``mean_without`` / ``n_without`` over the others; with ``shares``: ``share_bad`` / ``share_rest`` (the pooled
     share of the bad / other pairs' error on mirror-side vertices) and ``share_range`` (lowest and
     highest share of a bad pair); with ``flipped``: ``n_bad_flipped``. Read off the test results:
     it explains a mean, it is not a number to tune on."""
     pairs, errors = list(pairs), np.asarray(errors, dtype=float)
+    if any("<-" not in p for p in pairs):
+        raise ValueError("failure_anatomy: pairs are named 'shape1<-shape2' (the records' per_shape keys).")
     if len(pairs) != len(errors) or not len(pairs):
         raise ValueError(f"failure_anatomy needs one error per pair (got {len(pairs)} pairs, {len(errors)} errors).")
     bad = errors > threshold
@@ -425,8 +427,8 @@ def anatomy_of_run(doc: dict, method: str = "ours", stage: str = "zoomout", thre
 
 
 def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
-    """The committed model ``name`` on one FAUST_r test pair ``'tr_reg_080<-tr_reg_094'``, as its
-    protocol evaluates it (learned features, + ZoomOut), with what it takes to look at the result:
+    """The committed model ``name`` on one FAUST_r pair ``'tr_reg_080<-tr_reg_094'`` (test or training
+    shapes), as its protocol evaluates it (learned features, + ZoomOut), with what it takes to look at the result:
     ``shape1``, ``shape2`` (unit area), ``p2p`` (shape 2 → shape 1), ``gt`` (the true map),
     ``error`` and ``mirror_error`` (per vertex of shape 2, ÷ √area: to the true match and to its
     left–right mirror image; NaN where there is no ground truth) and ``score``

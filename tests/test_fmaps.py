@@ -307,6 +307,8 @@ def test_failure_anatomy_finds_the_shapes_behind_the_large_errors():
     assert len(C["shapes"]) == 2 and C["n_without"] == 0
     with pytest.raises(ValueError, match="one error per pair"):
         failure_anatomy(pairs, errors[:3])
+    with pytest.raises(ValueError, match="shape1<-shape2"):
+        failure_anatomy(["a-b"], [1.0])
 
 
 def test_pair_scorer_tells_a_partial_mirror_from_a_flip(real_data):
