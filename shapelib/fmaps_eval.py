@@ -431,14 +431,15 @@ def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
     shapes), as its protocol evaluates it (learned features, + ZoomOut), with what it takes to look at the result:
     ``shape1``, ``shape2`` (unit area), ``p2p`` (shape 2 → shape 1), ``gt`` (the true map),
     ``error`` and ``mirror_error`` (per vertex of shape 2, ÷ √area: to the true match and to its
-    left–right mirror image; NaN where there is no ground truth) and ``score``
-    (:meth:`PairScorer.score`). About 20 s on one CPU thread (geodesics and operators of two
+    left–right mirror image; NaN where there is no ground truth), ``score``
+    (:meth:`PairScorer.score`) and ``loss``: the training loss of the pair at the final weights
+    (:func:`shapelib.fmaps.pair_losses`, its total and each unweighted term). About 20 s on one CPU thread (geodesics and operators of two
     5k-vertex shapes)."""
     import torch
 
     from . import protocols
     from .data import real
-    from .fmaps import map_from_features
+    from .fmaps import map_from_features, pair_losses
     from .protocol_defs import fm_shape_data, fm_train_config
 
     a, sep, b = pair.partition("<-")
@@ -451,7 +452,9 @@ def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
     data = [fm_shape_data(s, cfg, "cpu") for s in shapes]
     with torch.no_grad():
         F1, F2 = (model(d.x, d.ops) for d in data)
-    p2p = map_from_features(F1, F2, data[0].basis, data[1].basis, fm_train_config(cfg), refine=True)[0].cpu().numpy()
+        fm = fm_train_config(cfg)
+        losses = pair_losses(F1, F2, data[0].basis, data[1].basis, fm, progress=1.0, refine=True)
+    p2p = map_from_features(F1, F2, data[0].basis, data[1].basis, fm, refine=True)[0].cpu().numpy()
     r_pair = real.r_pair(first, second)
     scorer = PairScorer(r_pair, shapes[0])
     e, e_mirror = scorer.vertex_errors(p2p)
@@ -460,7 +463,8 @@ def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
     if e_mirror is not None:
         full[1][scorer.gt.vertices] = e_mirror
     return {"pair": pair, "shape1": shapes[0], "shape2": shapes[1], "p2p": p2p, "gt": r_pair.p2p_21,
-            "error": full[0], "mirror_error": full[1], "score": scorer.score(p2p)}
+            "error": full[0], "mirror_error": full[1], "score": scorer.score(p2p),
+            "loss": {k: float(v) for k, v in losses.items() if k not in ("C_init", "C_refined")}}
 
 
 def update_record(record: str | Path = "results/records/04_functional_maps_zoomout.json") -> Path:

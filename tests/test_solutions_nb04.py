@@ -95,5 +95,8 @@ def test_ex04_train_vs_test(real_data):
     assert good["error"] < 3 and good["mirror_share"] < 0.2, good
     assert out["train"]["n_bad"] == 1 and out["train"]["n"] == 2 and out["share above threshold"]["train"] == 0.5
     assert out["test"]["n"] == 190 and out["share above threshold"]["test"] == pytest.approx(out["test"]["n_bad"] / 190)
+    losses = out["mean training loss"]                 # each side's mean of the pairs' training loss
+    assert losses["pairs above threshold"] == pytest.approx(bad["loss"]) and losses["others"] == pytest.approx(good["loss"])
+    assert 0 < good["loss"] < 10 and 0 < bad["loss"] < 10
     with pytest.raises(ValueError, match="tr_reg_XXX"):
         solutions.ex04_train_vs_test(pairs=["005<-044"])
