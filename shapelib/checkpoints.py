@@ -88,7 +88,17 @@ def hardware() -> str:
 def trained_on(record: dict) -> str:
     """Where a record's model was trained, in words: ``'one NVIDIA H200 GPU'`` or ``'1 CPU thread'``
     (read from its ``device`` and from the fields of ``hardware`` in the order :func:`hardware`
-    writes them: machine · cores · threads · GPU · Python · torch)."""
+    writes them: machine · cores · threads · GPU · Python · torch). A run resumed on other hardware
+    (its ``segments``) lists each in order: ``'1 CPU thread, then one NVIDIA H200 GPU'``."""
+    places = []
+    for seg in record.get("segments") or [record]:
+        words = _trained_on_one(seg)
+        if not places or places[-1] != words:
+            places.append(words)
+    return ", then ".join(places)
+
+
+def _trained_on_one(record: dict) -> str:
     parts = [p.strip() for p in str(record.get("hardware", "")).split("·")]
     if str(record.get("device", "cpu")).startswith("cuda"):
         gpu = parts[3] if len(parts) > 3 else "GPU"

@@ -143,11 +143,18 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         t_start = time.perf_counter()
         wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
         machine = checkpoints.hardware()            # where this run trains: kept in its state and record
+        # each sitting of a resumed run (machine, device, epochs, seconds): a run trained partly on a
+        # CPU and partly on a GPU says so; a state saved before segments were kept counts as one
+        segments = list(state.get("segments") or ([{"hardware": state.get("hardware"), "device": state.get("device"),
+                                                     "from_epoch": 0, "to_epoch": done, "seconds": round(wall_before, 1)}]
+                                                   if done else [])) if state else []
 
         def save(st: dict) -> bool:
             elapsed = time.perf_counter() - t_start
+            sitting = {"hardware": machine, "device": str(device), "from_epoch": done, "to_epoch": int(st["epoch"]),
+                       "seconds": round(elapsed, 1)}
             checkpoints.save_state(name, {**st, "n_items": n_items, "wall_seconds": wall_before + elapsed,
-                                          "hardware": machine, "device": str(device),
+                                          "hardware": machine, "device": str(device), "segments": segments + [sitting],
                                           "config_json": json.dumps(checkpoints._jsonable(cfg), sort_keys=True),
                                           "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
             return max_minutes is not None and elapsed > 60 * max_minutes and st["epoch"] < cfg["epochs"]
@@ -179,6 +186,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
         "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),
     }
+    if (final or {}).get("segments"):
+        record["segments"] = final["segments"]
     trainer = (final or {}).get("hardware"), (final or {}).get("device")
     if trainer[0] and trainer != (record["hardware"], record["device"]):   # trained elsewhere (a GPU)
         record["hardware"], record["device"] = trainer

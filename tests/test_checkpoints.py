@@ -350,6 +350,24 @@ def test_trained_on_names_the_gpu_or_the_cpu_threads():
     cpu = {"hardware": "x86_64 · 2 cores · 1 torch threads · no GPU · Python 3.11.7 · torch 2.13.0+cpu", "device": "cpu"}
     assert checkpoints.trained_on(cpu) == "1 CPU thread"
     assert checkpoints.trained_on(dict(cpu, hardware=cpu["hardware"].replace("1 torch", "2 torch"))) == "2 CPU threads"
+    # a run resumed elsewhere names each machine in order, once per change
+    assert checkpoints.trained_on({**gpu, "segments": [cpu, cpu, gpu]}) == "1 CPU thread, then one NVIDIA H200 GPU"
+
+
+def test_each_sitting_of_a_resumed_run_is_recorded(ckpt_dir, toy):
+    """A run stopped and resumed keeps one segment per sitting (machine, device, epochs, seconds) in
+    its state and record; a state saved before segments were kept counts as one earlier sitting."""
+    protocols.train("toy", max_minutes=0, evaluate=False, progress=False)       # sitting 1: epoch 0 -> 1
+    st = checkpoints.load_state("toy")
+    assert [(g["from_epoch"], g["to_epoch"]) for g in st["segments"]] == [(0, 1)]
+    checkpoints.save_state("toy", {k: v for k, v in st.items() if k != "segments"})   # as an older state
+    protocols.train("toy", max_minutes=0, evaluate=False, progress=False)       # sitting 2: epoch 1 -> 2
+    rec = protocols.train("toy", progress=False)                                # sitting 3: epoch 2 -> 4
+    segs = rec["segments"]
+    assert [(g["from_epoch"], g["to_epoch"]) for g in segs] == [(0, 1), (1, 2), (2, 4)]
+    assert all(g["hardware"] == checkpoints.hardware() and g["device"] == "cpu" for g in segs)
+    assert sum(g["seconds"] for g in segs) == pytest.approx(rec["wall_seconds"], abs=0.5)
+    assert checkpoints.trained_on(rec) == checkpoints.trained_on({"hardware": checkpoints.hardware(), "device": "cpu"})
 
 
 def test_table5_rows_say_what_differs_from_the_paper():
