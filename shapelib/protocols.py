@@ -116,12 +116,7 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
             print(f"{name}: already trained ({record['epochs_done']} epochs, {record['date']}); --restart retrains it",
                   flush=True)
             return record
-    if state is not None and "config_json" in state:   # a run is resumed only with the config it started with
-        diff = checkpoints.config_mismatch(cfg, json.loads(state["config_json"]))
-        if diff:
-            raise checkpoints.CheckpointError(
-                f"{name}: the saved unfinished run was started with another config ({'; '.join(diff)}); "
-                f"`python -m shapelib.protocols train {name} --restart` starts it again with the current one.")
+    _check_state_config(name, cfg, state)         # a run is resumed only with the config it started with
     if state is not None:
         model.load_state_dict(state["model"])
         print(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
@@ -145,9 +140,10 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         machine = checkpoints.hardware()            # where this run trains: kept in its state and record
         # each sitting of a resumed run (machine, device, epochs, seconds): a run trained partly on a
         # CPU and partly on a GPU says so; a state saved before segments were kept counts as one
-        segments = list(state.get("segments") or ([{"hardware": state.get("hardware"), "device": state.get("device"),
-                                                     "from_epoch": 0, "to_epoch": done, "seconds": round(wall_before, 1)}]
-                                                   if done else [])) if state else []
+        segments = list((state or {}).get("segments") or [])
+        if done and not segments:
+            segments = [{"hardware": state.get("hardware"), "device": state.get("device"), "from_epoch": 0,
+                         "to_epoch": done, "seconds": round(wall_before, 1)}]
 
         def save(st: dict) -> bool:
             elapsed = time.perf_counter() - t_start
@@ -181,7 +177,7 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         "experiment": name, "title": proto.title, "config": cfg, "seeds": [cfg["seed"]],
         "status": "complete" if complete else "partial",
         "epochs_done": epochs_done, "loss_curve": [round(x, 5) for x in loss_curve],
-        "steps_done": epochs_done * -(-n_items // cfg.get("batch_size", 1)) if n_items else None,
+        "steps_done": _steps(epochs_done, n_items, cfg),
         "data": proto.config.get("data", {}), "evaluation": evaluation,
         "date": checkpoints.now(), "hardware": checkpoints.hardware(), "device": str(device),
         "wall_seconds": round(wall, 1), "git_commit": checkpoints.git_commit(),
@@ -197,6 +193,22 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         checkpoints.clear_state(name)
     print(f"{name}: saved ({record['status']}, {epochs_done}/{cfg['epochs']} epochs): {evaluation['summary']}", flush=True)
     return record
+
+
+def _check_state_config(name: str, cfg: dict, state: dict | None) -> None:
+    """Refuse a saved unfinished run that was started with another config than ``cfg``."""
+    if state is None or "config_json" not in state:
+        return
+    diff = checkpoints.config_mismatch(cfg, json.loads(state["config_json"]))
+    if diff:
+        raise checkpoints.CheckpointError(
+            f"{name}: the saved unfinished run was started with another config ({'; '.join(diff)}); "
+            f"`python -m shapelib.protocols train {name} --restart` starts it again with the current one.")
+
+
+def _steps(epochs: int, n_items: int | None, cfg: dict) -> int | None:
+    """Optimisation steps in ``epochs`` epochs of ``n_items`` items (batches of ``cfg['batch_size']``)."""
+    return epochs * -(-n_items // cfg.get("batch_size", 1)) if n_items else None
 
 
 def reevaluate(name: str, write: bool = False, device="cpu") -> dict:
@@ -229,17 +241,12 @@ def evaluate_state(name: str, device="cpu", subset=None) -> dict:
         raise checkpoints.CheckpointError(
             f"{name}: no unfinished run to evaluate (no {name}.state.pt); `make train MODEL={name}` starts one, "
             f"`python -m shapelib.protocols evaluate {name}` evaluates a committed checkpoint.")
-    if "config_json" in state:
-        diff = checkpoints.config_mismatch(proto.config, json.loads(state["config_json"]))
-        if diff:
-            raise checkpoints.CheckpointError(f"{name}: the saved run was started with another config ({'; '.join(diff)}).")
+    _check_state_config(name, proto.config, state)
     model = proto.build(proto.config)
     model.load_state_dict(state["model"])
     model = model.to(device).eval()
     epoch = int(state["epoch"])
-    n_items = state.get("n_items")
-    return {"epoch": epoch, "epochs": proto.config["epochs"],
-            "steps": epoch * -(-n_items // proto.config.get("batch_size", 1)) if n_items else None,
+    return {"epoch": epoch, "epochs": proto.config["epochs"], "steps": _steps(epoch, state.get("n_items"), proto.config),
             "wall_seconds": float(state.get("wall_seconds", 0.0)), "hardware": state.get("hardware"),
             "device": state.get("device"), "evaluation": proto.evaluate(model, proto.config, torch.device(device), subset)}
 
