@@ -248,5 +248,39 @@ def load_state(name: str, map_location="cpu") -> dict | None:
 
 
 def clear_state(name: str) -> None:
-    """Remove the resume state (the run is complete)."""
+    """Remove the resume state and the progress log (the run is complete, or starts again)."""
     _paths(name)[2].unlink(missing_ok=True)
+    progress_path(name).unlink(missing_ok=True)
+
+
+def progress_path(name: str) -> Path:
+    """The progress log of an unfinished run, beside its state: ``NAME.progress.jsonl``."""
+    return directory() / f"{name}.progress.jsonl"
+
+
+def log_progress(name: str, entry: dict) -> Path:
+    """Append one evaluation of an unfinished run's saved state to its progress log."""
+    path = progress_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(_jsonable(entry), sort_keys=True) + "\n")
+    return path
+
+
+def load_progress(name: str) -> list[dict]:
+    """The progress log of ``name``: one entry per evaluated epoch (the latest if one was evaluated
+    twice), in epoch order; ``[]`` when there is none. A damaged line is an error naming the file."""
+    path = progress_path(name)
+    if not path.exists():
+        return []
+    by_epoch = {}
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            by_epoch[int(entry["epoch"])] = entry
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path.name}, line {i}: not a progress entry ({type(exc).__name__}); "
+                                  "delete that line or the file (it only keeps evaluations of saved states).") from exc
+    return [by_epoch[k] for k in sorted(by_epoch)]

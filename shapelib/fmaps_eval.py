@@ -426,15 +426,16 @@ def anatomy_of_run(doc: dict, method: str = "ours", stage: str = "zoomout", thre
                            threshold, shapes)
 
 
-def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
+def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised", with_loss: bool = True) -> dict:
     """The committed model ``name`` on one FAUST_r pair ``'tr_reg_080<-tr_reg_094'`` (test or training
     shapes), as its protocol evaluates it (learned features, + ZoomOut), with what it takes to look at the result:
     ``shape1``, ``shape2`` (unit area), ``p2p`` (shape 2 → shape 1), ``gt`` (the true map),
     ``error`` and ``mirror_error`` (per vertex of shape 2, ÷ √area: to the true match and to its
     left–right mirror image; NaN where there is no ground truth), ``score``
     (:meth:`PairScorer.score`) and ``loss``: the training loss of the pair at the final weights
-    (:func:`shapelib.fmaps.pair_losses`, its total and each unweighted term). About 20 s on one CPU thread (geodesics and operators of two
-    5k-vertex shapes)."""
+    (:func:`shapelib.fmaps.pair_losses`, its total and each unweighted term; ``None`` with
+    ``with_loss=False``, which skips that extra differentiable-ZoomOut pass). About 20 s on one CPU thread
+    (geodesics and operators of two 5k-vertex shapes)."""
     import torch
 
     from . import protocols
@@ -453,7 +454,7 @@ def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
     with torch.no_grad():
         F1, F2 = (model(d.x, d.ops) for d in data)
         fm = fm_train_config(cfg)
-        losses = pair_losses(F1, F2, data[0].basis, data[1].basis, fm, progress=1.0, refine=True)
+        losses = pair_losses(F1, F2, data[0].basis, data[1].basis, fm, progress=1.0, refine=True) if with_loss else None
     p2p = map_from_features(F1, F2, data[0].basis, data[1].basis, fm, refine=True)[0].cpu().numpy()
     r_pair = real.r_pair(first, second)
     scorer = PairScorer(r_pair, shapes[0])
@@ -464,7 +465,7 @@ def trained_pair(pair: str, name: str = "fmaps_faust_r_unsupervised") -> dict:
         full[1][scorer.gt.vertices] = e_mirror
     return {"pair": pair, "shape1": shapes[0], "shape2": shapes[1], "p2p": p2p, "gt": r_pair.p2p_21,
             "error": full[0], "mirror_error": full[1], "score": scorer.score(p2p),
-            "loss": {k: float(v) for k, v in losses.items() if k not in ("C_init", "C_refined")}}
+            "loss": None if losses is None else {k: float(v) for k, v in losses.items() if k not in ("C_init", "C_refined")}}
 
 
 def update_record(record: str | Path = "results/records/04_functional_maps_zoomout.json") -> Path:

@@ -117,6 +117,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
                   flush=True)
             return record
     _check_state_config(name, cfg, state)         # a run is resumed only with the config it started with
+    if not resume and train_more:                  # a new run: the old one's progress log no longer applies
+        checkpoints.progress_path(name).unlink(missing_ok=True)
     if state is not None:
         model.load_state_dict(state["model"])
         print(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
@@ -184,6 +186,9 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     }
     if (final or {}).get("segments"):
         record["segments"] = final["segments"]
+    progress = [e for e in checkpoints.load_progress(name) if e["epoch"] <= epochs_done]
+    if progress:                                   # the saved states evaluated along the way
+        record["progress"] = progress
     trainer = (final or {}).get("hardware"), (final or {}).get("device")
     if trainer[0] and trainer != (record["hardware"], record["device"]):   # trained elsewhere (a GPU)
         record["hardware"], record["device"] = trainer
@@ -230,11 +235,14 @@ def reevaluate(name: str, write: bool = False, device="cpu") -> dict:
     return evaluation
 
 
-def evaluate_state(name: str, device="cpu", subset=None) -> dict:
+def evaluate_state(name: str, device="cpu", subset=None, log: bool = True) -> dict:
     """Evaluate the unfinished run of ``name`` from its saved state (``NAME.state.pt``), on the whole
-    test set or ``subset``, without writing anything: how far a long, resumable run has got. Refuses
-    a state saved under another config. Returns ``{"epoch", "steps", "wall_seconds", "hardware",
-    "device", "evaluation"}``; the state stays as it is, so the run can be resumed afterwards."""
+    test set or ``subset``: how far a long, resumable run has got. Refuses a state saved under
+    another config. Returns ``{"epoch", "steps", "wall_seconds", "hardware", "device", "evaluation"}``.
+    Writes no checkpoint and leaves the state as it is, so the run can be resumed afterwards; a
+    whole-test-set evaluation (``log=True``) adds one line to the run's progress log
+    (:func:`shapelib.checkpoints.log_progress`), which the record of the finished run carries as
+    ``progress``: the test error along the training."""
     proto = get(name)
     state = checkpoints.load_state(name)
     if state is None:
@@ -246,9 +254,14 @@ def evaluate_state(name: str, device="cpu", subset=None) -> dict:
     model.load_state_dict(state["model"])
     model = model.to(device).eval()
     epoch = int(state["epoch"])
-    return {"epoch": epoch, "epochs": proto.config["epochs"], "steps": _steps(epoch, state.get("n_items"), proto.config),
-            "wall_seconds": float(state.get("wall_seconds", 0.0)), "hardware": state.get("hardware"),
-            "device": state.get("device"), "evaluation": proto.evaluate(model, proto.config, torch.device(device), subset)}
+    out = {"epoch": epoch, "epochs": proto.config["epochs"], "steps": _steps(epoch, state.get("n_items"), proto.config),
+           "wall_seconds": float(state.get("wall_seconds", 0.0)), "hardware": state.get("hardware"),
+           "device": state.get("device"), "evaluation": proto.evaluate(model, proto.config, torch.device(device), subset)}
+    if log and subset is None:
+        checkpoints.log_progress(name, {"epoch": epoch, "steps": out["steps"], "wall_seconds": round(out["wall_seconds"], 1),
+                                        "date": checkpoints.now(), "evaluated_on": checkpoints.hardware(),
+                                        "git_commit": checkpoints.git_commit(), "summary": out["evaluation"]["summary"]})
+    return out
 
 
 def load_model(name: str, device="cpu"):
@@ -278,8 +291,11 @@ def main(argv=None) -> int:
     ev.add_argument("--write", action="store_true",
                     help="store the new evaluation in the committed record (the weights and training fields are kept)")
     ev.add_argument("--state", action="store_true",
-                    help="evaluate the unfinished run's saved state instead (writes nothing; the run can be resumed)")
+                    help="evaluate the unfinished run's saved state instead (no checkpoint; the run can be resumed; "
+                         "the result is added to the run's progress log, which the finished run's record keeps)")
     ev.add_argument("--out", default=None, help="with --state: also write the result to this JSON file")
+    ev.add_argument("--no-log", action="store_true",
+                    help="with --state: do not add the result to the run's progress log (NAME.progress.jsonl)")
     args = ap.parse_args(argv)
     _load_all()
     if args.cmd == "list":
@@ -301,10 +317,12 @@ def main(argv=None) -> int:
             train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
                   train_more=not args.finalize, evaluate=not args.train_only)
         return 0
+    if (args.out or args.no_log) and not args.state:
+        ap.error("--out and --no-log go with --state (an unfinished run's saved state)")
     if args.state:
         if args.write:
             ap.error("--state writes nothing into the records: use --out FILE to keep its result")
-        out = evaluate_state(args.name)
+        out = evaluate_state(args.name, log=not args.no_log)
         print(f"{args.name}: saved state at epoch {out['epoch']}/{out['epochs']} ({out['steps']} steps, "
               f"{out['wall_seconds'] / 3600:.1f} h on {out['hardware'] or '?'}): {out['evaluation']['summary']}")
         if args.out:

@@ -119,13 +119,41 @@ def test_an_unfinished_run_is_evaluated_from_its_state_without_writing(ckpt_dir,
     final = protocols.train("toy", train_more=False, progress=False)           # --finalize: the same numbers
     assert final["status"] == "partial"
     assert peek["evaluation"]["summary"]["mse"] == pytest.approx(final["evaluation"]["summary"]["mse"], rel=1e-6)
+    assert [e["epoch"] for e in final["progress"]] == [1] and final["progress"][0]["summary"] == peek["evaluation"]["summary"]
     out = tmp_path / "peek.json"
-    assert protocols.main(["evaluate", "toy", "--state", "--out", str(out)]) == 0
+    assert protocols.main(["evaluate", "toy", "--state", "--out", str(out), "--no-log"]) == 0
     assert json.loads(out.read_text())["evaluation"]["summary"]["mse"] == pytest.approx(peek["evaluation"]["summary"]["mse"])
+    assert len(checkpoints.progress_path("toy").read_text().splitlines()) == 1, "--no-log adds nothing to the log"
+    with pytest.raises(SystemExit):
+        protocols.main(["evaluate", "toy", "--no-log"])                       # only with --state
     monkeypatch.setitem(protocols.PROTOCOLS, "toy", Protocol("toy", "toy", dict(TOY, lr=5e-3), _toy_build, _toy_items,
                                                              _toy_loss, _toy_eval, ["s0"]))
     with pytest.raises(checkpoints.CheckpointError, match="another config"):
         protocols.evaluate_state("toy")
+
+
+def test_the_record_of_a_finished_run_keeps_its_progress_evaluations(ckpt_dir, toy):
+    """Each evaluation of a saved state goes into the run's progress log; the finished run's record
+    carries them in epoch order (the latest of an epoch evaluated twice), the log goes with the
+    state, a restart forgets an old run's log, and a damaged log line is an error naming the file."""
+    protocols.train("toy", max_minutes=0, evaluate=False, progress=False)       # epoch 1
+    protocols.evaluate_state("toy")
+    protocols.train("toy", max_minutes=0, evaluate=False, progress=False)       # epoch 2
+    second = protocols.evaluate_state("toy")
+    protocols.evaluate_state("toy", subset=["s0"])                             # a subset is not logged
+    protocols.evaluate_state("toy")                                            # epoch 2 again: kept once
+    assert [e["epoch"] for e in checkpoints.load_progress("toy")] == [1, 2]
+    rec = protocols.train("toy", progress=False)                               # to the end
+    assert rec["status"] == "complete" and [e["epoch"] for e in rec["progress"]] == [1, 2]
+    assert rec["progress"][1]["summary"] == second["evaluation"]["summary"] and rec["progress"][1]["steps"] == 12
+    assert not checkpoints.progress_path("toy").exists() and checkpoints.load_state("toy") is None
+    protocols.train("toy", resume=False, max_minutes=0, evaluate=False, progress=False)
+    protocols.evaluate_state("toy")
+    protocols.train("toy", resume=False, max_minutes=0, evaluate=False, progress=False)   # --restart
+    assert checkpoints.load_progress("toy") == []
+    checkpoints.progress_path("toy").write_text('{"epoch": 1}\nnot json\n')
+    with pytest.raises(checkpoints.CheckpointError, match=r"toy.progress.jsonl, line 2"):
+        checkpoints.load_progress("toy")
 
 
 def test_a_run_is_not_resumed_under_another_config(ckpt_dir, toy, monkeypatch):

@@ -98,5 +98,8 @@ def test_ex04_train_vs_test(real_data):
     losses = out["mean training loss"]                 # each side's mean of the pairs' training loss
     assert losses["pairs above threshold"] == pytest.approx(bad["loss"]) and losses["others"] == pytest.approx(good["loss"])
     assert 0 < good["loss"] < 10 and 0 < bad["loss"] < 10
+    from shapelib import fmaps_eval                   # the figure's call skips the loss, nothing else changes
+    quick = fmaps_eval.trained_pair("tr_reg_000<-tr_reg_052", with_loss=False)
+    assert quick["loss"] is None and quick["score"]["error"] == pytest.approx(good["error"], rel=1e-9)
     with pytest.raises(ValueError, match="tr_reg_XXX"):
         solutions.ex04_train_vs_test(pairs=["005<-044"])
