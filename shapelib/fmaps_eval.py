@@ -330,7 +330,7 @@ def trained_rows(record: dict | None = None) -> list[dict]:
     n_all = n_test * (n_test - 1) // 2                 # every pair of the test shapes (080-099: 190)
     k_final = cfg["k_init"] + cfg["n_iter"] * cfg["step"]
     settings = "the authors' public code's settings" if cfg.get("preset") == "code" else "the paper text's settings"
-    steps = record["epochs_done"] * cfg["epoch_size"]
+    steps = steps_done(record)
     budget = (f"{steps:,} steps of {cfg['epochs'] * cfg['epoch_size']:,}" if record.get("status") != "complete"
               else f"{steps:,} steps")
     faces = cfg.get("train_faces")
@@ -354,6 +354,41 @@ def trained_rows(record: dict | None = None) -> list[dict]:
             unit="geodesic error ×100",
             spread={k: S[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in S},
             scale="paper-protocol checkpoint"))
+    return rows
+
+
+def steps_done(record: dict) -> int:
+    """The optimisation steps a training record's model has had (its ``steps_done``, or epochs × items)."""
+    return int(record.get("steps_done") or record["epochs_done"] * record["config"]["epoch_size"])
+
+
+def longest_checkpoint() -> str | None:
+    """The committed fmaps checkpoint trained for the most steps (:func:`trained_checkpoints`; the
+    first registered on a tie), or None when there is none: the model notebook 04 evaluates at
+    standard scale. Chosen by its training budget, never by its test error."""
+    from . import checkpoints
+
+    names = trained_checkpoints()
+    return max(names, key=lambda n: steps_done(checkpoints.load_record(n))) if names else None
+
+
+def learning_curve(record: dict, stage: str = "zoomout") -> list[dict]:
+    """The test error of one run along its training: a row per saved state evaluated while it
+    trained (the record's ``progress``, :func:`shapelib.protocols.evaluate_state`) and one for the
+    record's own evaluation, in step order, each ``{"steps", "mean", "median", "p90",
+    "mirror_share"}`` (``mirror_share`` NaN where not measured). ``stage``: ``"features"`` or
+    ``"zoomout"``."""
+    if stage not in ("features", "zoomout"):
+        raise ValueError(f"stage {stage!r}: use 'features' or 'zoomout'.")
+    cfg = record["config"]
+    points = {int(e.get("steps") or e["epoch"] * cfg["epoch_size"]): e["summary"] for e in record.get("progress", [])}
+    points[steps_done(record)] = record["evaluation"]["summary"]        # the record's own evaluation wins
+    rows = []
+    for steps in sorted(points):
+        S = points[steps].get(stage)
+        if S:
+            rows.append({"steps": steps, "mean": S["mean"], "median": S["median"], "p90": S["p90"],
+                         "mirror_share": S.get("mirror_share", float("nan"))})
     return rows
 
 

@@ -335,3 +335,25 @@ def test_pair_scorer_tells_a_partial_mirror_from_a_flip(real_data):
     assert not partial["flipped"], "a tenth of the vertices mirrored does not flip the map"
     assert partial["error"] > 5, f"error {partial['error']:.2f}"
     assert partial["mirror_share"] == pytest.approx(1.0), partial
+
+
+def test_learning_curve_reads_a_run_s_progress_and_its_final_evaluation():
+    """One row per evaluated saved state and the record's own evaluation, in step order; the
+    record's evaluation wins over a progress entry at the same step; an unknown stage is refused."""
+    from shapelib.fmaps_eval import learning_curve
+
+    def summ(mean, share=None):
+        z = {"mean": mean, "median": mean / 2, "p90": 2 * mean}
+        return {"zoomout": z if share is None else {**z, "mirror_share": share}, "features": {**z, "mean": 3 * mean}}
+
+    record = {"config": {"epoch_size": 100}, "epochs_done": 5, "evaluation": {"summary": summ(1.5, 0.05)},
+              "progress": [{"epoch": 3, "steps": 300, "summary": summ(6.0, 0.8)},
+                           {"epoch": 1, "summary": summ(7.0)}, {"epoch": 5, "steps": 500, "summary": summ(9.9)}]}
+    rows = learning_curve(record)
+    assert [r["steps"] for r in rows] == [100, 300, 500] and [r["mean"] for r in rows] == [7.0, 6.0, 1.5]
+    assert np.isnan(rows[0]["mirror_share"]) and rows[2]["mirror_share"] == 0.05 and rows[1]["p90"] == 12.0
+    assert [r["mean"] for r in learning_curve(record, "features")] == [21.0, 18.0, 4.5]
+    assert learning_curve({**record, "progress": []}) == [{"steps": 500, "mean": 1.5, "median": 0.75, "p90": 3.0,
+                                                           "mirror_share": 0.05}]
+    with pytest.raises(ValueError, match="stage"):
+        learning_curve(record, "init")
