@@ -196,6 +196,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     checkpoints.save(name, model, record)
     if complete:
         checkpoints.clear_state(name)
+    else:                                          # a partial checkpoint is a point of the run's learning curve too
+        checkpoints.log_progress(name, _progress_entry(record["epochs_done"], record["steps_done"], wall, evaluation))
     print(f"{name}: saved ({record['status']}, {epochs_done}/{cfg['epochs']} epochs): {evaluation['summary']}", flush=True)
     return record
 
@@ -258,10 +260,15 @@ def evaluate_state(name: str, device="cpu", subset=None, log: bool = True) -> di
            "wall_seconds": float(state.get("wall_seconds", 0.0)), "hardware": state.get("hardware"),
            "device": state.get("device"), "evaluation": proto.evaluate(model, proto.config, torch.device(device), subset)}
     if log and subset is None:
-        checkpoints.log_progress(name, {"epoch": epoch, "steps": out["steps"], "wall_seconds": round(out["wall_seconds"], 1),
-                                        "date": checkpoints.now(), "evaluated_on": checkpoints.hardware(),
-                                        "git_commit": checkpoints.git_commit(), "summary": out["evaluation"]["summary"]})
+        checkpoints.log_progress(name, _progress_entry(epoch, out["steps"], out["wall_seconds"], out["evaluation"]))
     return out
+
+
+def _progress_entry(epoch: int, steps, wall_seconds: float, evaluation: dict) -> dict:
+    """One line of a run's progress log: the test summary of its state at ``epoch``, and when and where."""
+    return {"epoch": epoch, "steps": steps, "wall_seconds": round(wall_seconds, 1), "date": checkpoints.now(),
+            "evaluated_on": checkpoints.hardware(), "git_commit": checkpoints.git_commit(),
+            "summary": evaluation["summary"]}
 
 
 def load_model(name: str, device="cpu"):

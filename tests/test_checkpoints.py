@@ -120,10 +120,11 @@ def test_an_unfinished_run_is_evaluated_from_its_state_without_writing(ckpt_dir,
     assert final["status"] == "partial"
     assert peek["evaluation"]["summary"]["mse"] == pytest.approx(final["evaluation"]["summary"]["mse"], rel=1e-6)
     assert [e["epoch"] for e in final["progress"]] == [1] and final["progress"][0]["summary"] == peek["evaluation"]["summary"]
+    assert len(checkpoints.progress_path("toy").read_text().splitlines()) == 2, "the partial checkpoint is logged too"
     out = tmp_path / "peek.json"
     assert protocols.main(["evaluate", "toy", "--state", "--out", str(out), "--no-log"]) == 0
     assert json.loads(out.read_text())["evaluation"]["summary"]["mse"] == pytest.approx(peek["evaluation"]["summary"]["mse"])
-    assert len(checkpoints.progress_path("toy").read_text().splitlines()) == 1, "--no-log adds nothing to the log"
+    assert len(checkpoints.progress_path("toy").read_text().splitlines()) == 2, "--no-log adds nothing to the log"
     with pytest.raises(SystemExit):
         protocols.main(["evaluate", "toy", "--no-log"])                       # only with --state
     monkeypatch.setitem(protocols.PROTOCOLS, "toy", Protocol("toy", "toy", dict(TOY, lr=5e-3), _toy_build, _toy_items,
