@@ -103,3 +103,7 @@ def test_ex04_train_vs_test(real_data):
     assert quick["loss"] is None and quick["score"]["error"] == pytest.approx(good["error"], rel=1e-9)
     with pytest.raises(ValueError, match="tr_reg_XXX"):
         solutions.ex04_train_vs_test(pairs=["005<-044"])
+    longer = "fmaps_faust_r_unsupervised_full_decimated"      # the exercise's second run: no swap on that pair
+    if longer in checkpoints.available():
+        fixed = solutions.ex04_train_vs_test(name=longer, pairs=["tr_reg_005<-tr_reg_044"])["train_pairs"]["tr_reg_005<-tr_reg_044"]
+        assert fixed["error"] < 3 and fixed["mirror_share"] < 0.2, fixed
