@@ -362,6 +362,14 @@ def steps_done(record: dict) -> int:
     return int(record.get("steps_done") or record["epochs_done"] * record["config"]["epoch_size"])
 
 
+def lr_drop_steps(record: dict) -> list[int]:
+    """The training steps after which a record's run lowered its learning rate (``decay_every``
+    epochs of ``epoch_size`` steps, :func:`shapelib.train.lr_drops`), up to the steps it has had."""
+    from .train import lr_drops
+
+    return [e * record["config"]["epoch_size"] for e in lr_drops(record["config"], record["epochs_done"])]
+
+
 def longest_checkpoint() -> str | None:
     """The committed fmaps checkpoint trained for the most steps (:func:`trained_checkpoints`; the
     first registered on a tie), or None when there is none: the model notebook 04 evaluates at

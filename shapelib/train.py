@@ -40,6 +40,29 @@ def clip_gradients(parameters, limit: float, mode: str = "norm") -> None:
         torch.nn.utils.clip_grad_value_(parameters, limit)
 
 
+def lr_factor(epoch: int, decay_every: int | None = None, decay: float = 0.5, lr: float | None = None,
+              min_lr: float | None = None) -> float:
+    """The factor on the initial learning rate ``lr`` during epoch ``epoch`` (0-based) of :func:`fit`
+    with these settings: ``decay ** (epoch // decay_every)``, never below ``min_lr / lr``."""
+    if not decay_every:
+        return 1.0
+    factor = decay ** (epoch // decay_every)
+    if min_lr:
+        if not lr:
+            raise ValueError("lr_factor: min_lr needs the initial lr (the floor is min_lr / lr).")
+        factor = max(factor, min_lr / lr)
+    return factor
+
+
+def lr_drops(config: dict, epochs_done: int) -> list[int]:
+    """The epochs (0-based, before ``epochs_done``) at whose start :func:`fit` lowered the learning
+    rate, for a training config with fit's keys (``decay_every``, ``decay`` (default 0.5), ``lr``,
+    ``min_lr``); [] without a schedule. E.g. ``decay_every=11`` over 22 epochs: ``[11]``."""
+    args = dict(decay_every=config.get("decay_every"), decay=config.get("decay", 0.5), lr=config.get("lr"),
+                min_lr=config.get("min_lr"))
+    return [e for e in range(1, int(epochs_done)) if lr_factor(e, **args) < lr_factor(e - 1, **args)]
+
+
 def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int, lr: float = 1e-3,
         weight_decay: float = 0.0, decay_every: int | None = None, decay: float = 0.5, grad_clip: float | None = None,
         seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True,

@@ -259,6 +259,44 @@ def test_epoch_size_and_schedule_survive_a_resume(ckpt_dir, monkeypatch):
     np.testing.assert_allclose(done["loss_curve"], full["loss_curve"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("schedule, expected", [(dict(decay_every=2, decay=0.5), [2, 4, 6]),
+                                                (dict(decay_every=1, decay=0.5, min_lr=0.3), [1, 2]),
+                                                (dict(decay_every=3, decay=0.1), [3, 6]), ({}, [])])
+def test_lr_drops_are_the_epochs_where_fit_lowered_the_learning_rate(schedule, expected):
+    """train.lr_drops reads a schedule as fit() applies it: the epochs whose learning rate (in the
+    optimizer state fit hands to its checkpoint callback) is below the previous epoch's, with
+    min_lr's floor; fmaps_eval.lr_drop_steps turns them into steps."""
+    from shapelib.fmaps_eval import lr_drop_steps
+    from shapelib.train import fit, lr_drops
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    items = [torch.randn(2) for _ in range(3)]
+    lrs = [1.0]                                       # the learning rate of epoch 0, then after each epoch
+
+    def keep(state):
+        lrs.append(state["optimizer"]["param_groups"][0]["lr"])
+        return False
+
+    fit(model, items, lambda m, x: m(x).pow(2).sum(), epochs=7, lr=1.0, progress=False, checkpoint=keep, **schedule)
+    seen = [e for e in range(1, 7) if lrs[e] < lrs[e - 1] - 1e-12]
+    cfg = {"lr": 1.0, "epoch_size": 3, **schedule}
+    assert seen == expected
+    assert lr_drops(cfg, 7) == seen
+    assert lr_drop_steps({"config": cfg, "epochs_done": 7}) == [3 * e for e in seen]
+
+
+def test_lr_drops_of_the_committed_fmaps_runs():
+    """The short fmaps run lowered its learning rate once, after 1,100 of its 2,200 steps; the whole
+    budget lowers it after 15,800 of 31,600 steps, and a run stopped before then has not."""
+    from shapelib.fmaps_eval import lr_drop_steps
+    from shapelib.protocol_defs import FM_CONFIG, FM_FULL_CONFIG
+
+    assert lr_drop_steps({"config": FM_CONFIG, "epochs_done": FM_CONFIG["epochs"]}) == [1100]
+    assert lr_drop_steps({"config": FM_FULL_CONFIG, "epochs_done": FM_FULL_CONFIG["epochs"]}) == [15800]
+    assert lr_drop_steps({"config": FM_FULL_CONFIG, "epochs_done": 158}) == []
+
+
 def test_fmaps_protocol_config_maps_onto_its_training_preset():
     """The fmaps protocol trains with the config it records: every named setting reaches
     FmapTrainConfig (the public code's preset: relative σ, K² normalisation, clipping), and an
