@@ -100,8 +100,7 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay,
                            betas=tuple(betas))
     if decay_every and min_lr:
-        floor = min_lr / lr
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: max(decay ** (e // decay_every), floor))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, decay_every, decay, lr, min_lr))
     else:
         sched = torch.optim.lr_scheduler.StepLR(opt, decay_every, decay) if decay_every else None
     rng = np.random.default_rng(seed)
