@@ -116,6 +116,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
             print(f"{name}: already trained ({record['epochs_done']} epochs, {record['date']}); --restart retrains it",
                   flush=True)
             return record
+        if train_more and record.get("status") == "partial":   # its state is gone: go on from its weights
+            state = _state_from_partial(name, cfg, model, record)
     _check_state_config(name, cfg, state)         # a run is resumed only with the config it started with
     if not resume and train_more:                  # a new run: the old one's progress log no longer applies
         checkpoints.progress_path(name).unlink(missing_ok=True)
@@ -151,6 +153,8 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
             elapsed = time.perf_counter() - t_start
             sitting = {"hardware": machine, "device": str(device), "from_epoch": done, "to_epoch": int(st["epoch"]),
                        "seconds": round(elapsed, 1)}
+            if state is not None and state.get("optimizer") is None:   # resumed from weights: Adam restarted
+                sitting["resumed_from"] = "partial checkpoint (Adam's moment estimates restarted from zero)"
             checkpoints.save_state(name, {**st, "n_items": n_items, "wall_seconds": wall_before + elapsed,
                                           "hardware": machine, "device": str(device), "segments": segments + [sitting],
                                           "config_json": json.dumps(checkpoints._jsonable(cfg), sort_keys=True),
@@ -200,6 +204,33 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
         checkpoints.log_progress(name, _progress_entry(record["epochs_done"], record["steps_done"], wall, evaluation))
     print(f"{name}: saved ({record['status']}, {epochs_done}/{cfg['epochs']} epochs): {evaluation['summary']}", flush=True)
     return record
+
+
+def _state_from_partial(name: str, cfg: dict, model, record: dict) -> dict:
+    """The resume state of a run whose ``NAME.state.pt`` is gone (a fresh clone) but whose partial
+    checkpoint is committed: its weights (loaded into ``model``), epoch, loss curve, wall time and
+    sittings, with no optimizer or scheduler state. Training goes on from there with Adam's moment
+    estimates restarted from zero (a sitting says so in the record) and the learning rate the
+    schedule has at that epoch. The progress log is rebuilt from the record when it is missing."""
+    checkpoints.load(name, model, config=cfg)            # refuses a checkpoint trained under another config
+    epoch = int(record["epochs_done"])
+    print(f"{name}: no saved state; resuming from the partial checkpoint at epoch {epoch}/{cfg['epochs']} "
+          "(its weights and schedule; Adam's moment estimates are not kept in a checkpoint and restart from zero)",
+          flush=True)
+    if not checkpoints.progress_path(name).exists():
+        entries = list(record.get("progress") or [])
+        if "summary" in record.get("evaluation", {}) and all(e["epoch"] != epoch for e in entries):
+            entries.append({"epoch": epoch, "steps": record.get("steps_done"), "wall_seconds": record.get("wall_seconds"),
+                            "date": record.get("date"),
+                            "evaluated_on": (record.get("evaluated_on") or {}).get("hardware", record.get("hardware")),
+                            "git_commit": record.get("git_commit"), "summary": record["evaluation"]["summary"]})
+        for entry in entries:
+            checkpoints.log_progress(name, entry)
+    return {"epoch": epoch, "optimizer": None, "scheduler": None, "loss": list(record.get("loss_curve", [])),
+            "wall_seconds": float(record.get("wall_seconds", 0.0)), "segments": list(record.get("segments") or []),
+            "hardware": record.get("hardware"), "device": record.get("device"),
+            "config_json": json.dumps(checkpoints._jsonable(record.get("config", cfg)), sort_keys=True),
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 
 def _check_state_config(name: str, cfg: dict, state: dict | None) -> None:

@@ -63,6 +63,17 @@ def lr_drops(config: dict, epochs_done: int) -> list[int]:
     return [e for e in range(1, int(epochs_done)) if lr_factor(e, **args) < lr_factor(e - 1, **args)]
 
 
+def _advance(sched, epochs: int) -> None:
+    """Step ``sched`` through ``epochs`` epochs without training (a run resumed from its weights,
+    whose scheduler state was not kept): the learning rate becomes the one the schedule has at ``epochs``."""
+    import warnings
+
+    with warnings.catch_warnings():   # "lr_scheduler.step() before optimizer.step()": intended here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(epochs):
+            sched.step()
+
+
 def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int, lr: float = 1e-3,
         weight_decay: float = 0.0, decay_every: int | None = None, decay: float = 0.5, grad_clip: float | None = None,
         seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True,
@@ -86,7 +97,9 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     Resumable runs (``make train``): ``checkpoint(state) -> bool`` is called after every epoch
     with ``state = {"epoch", "optimizer", "scheduler", "loss"}`` (the model holds its own
     weights) and stops training when it returns True; ``resume=state`` continues such a run
-    where it stopped. In that mode torch's RNG is re-seeded at every epoch (``seed + epoch``) and
+    where it stopped. A state whose ``optimizer`` is None (a run resumed from its saved weights
+    alone) starts Adam's moment estimates from zero at ``epoch``, at the learning rate the
+    schedule has reached there. In that mode torch's RNG is re-seeded at every epoch (``seed + epoch``) and
     the item order replays the same seeded sequence, so a resumed run takes the same steps as
     an uninterrupted one.
     """
@@ -107,10 +120,13 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     hist = History()
     start = 0
     if resume is not None:
-        opt.load_state_dict(resume["optimizer"])
+        start = int(resume["epoch"])
+        if resume.get("optimizer") is not None:
+            opt.load_state_dict(resume["optimizer"])
         if sched is not None and resume.get("scheduler") is not None:
             sched.load_state_dict(resume["scheduler"])
-        start = int(resume["epoch"])
+        elif sched is not None:         # no scheduler state (a run resumed from its weights): advance it
+            _advance(sched, start)
         hist.loss = list(resume.get("loss", []))
         for _ in range(start):          # replay the item order of the epochs already done
             rng.permutation(len(items))

@@ -437,6 +437,64 @@ def test_each_sitting_of_a_resumed_run_is_recorded(ckpt_dir, toy):
     assert checkpoints.trained_on(rec) == checkpoints.trained_on({"hardware": checkpoints.hardware(), "device": "cpu"})
 
 
+def test_a_fresh_clone_resumes_a_partial_run_from_its_committed_checkpoint(ckpt_dir, toy, monkeypatch):
+    """With only the committed partial checkpoint (its state and progress log are git-ignored, so a
+    fresh clone lacks them) training goes on from the checkpoint's epoch and weights, at the
+    learning rate the schedule has there; the record keeps the earlier sittings, marks the
+    resumed one, and keeps the progress the checkpoint's record carried."""
+    full = protocols.train("toy", progress=False)
+    monkeypatch.setenv("SHAPELIB_CHECKPOINTS", str(ckpt_dir / "second"))
+    protocols.train("toy", max_minutes=0, evaluate=False, progress=False)       # epoch 1
+    first = protocols.evaluate_state("toy")
+    protocols.train("toy", max_minutes=0, progress=False)                       # epoch 2: partial checkpoint
+    part = checkpoints.load_record("toy")
+    assert part["status"] == "partial" and part["epochs_done"] == 2
+    checkpoints.clear_state("toy")                                              # what a fresh clone has
+    lrs = []
+    monkeypatch.setattr(checkpoints, "save_state", lambda name, st: lrs.append(st["optimizer"]["param_groups"][0]["lr"]))
+    rec = protocols.train("toy", max_minutes=0, evaluate=False, progress=False)  # one epoch on from the weights
+    assert rec is None and lrs == [pytest.approx(TOY["lr"] * 0.5)], "epoch 3 runs at the rate of epochs 2-3 (x0.5)"
+    monkeypatch.undo()
+    monkeypatch.setenv("SHAPELIB_CHECKPOINTS", str(ckpt_dir / "second"))
+    monkeypatch.setitem(protocols.PROTOCOLS, "toy", toy)
+    checkpoints.clear_state("toy")
+    done = protocols.train("toy", progress=False)
+    assert done["status"] == "complete" and done["epochs_done"] == 4 and len(done["loss_curve"]) == 4
+    np.testing.assert_allclose(done["loss_curve"][:2], full["loss_curve"][:2], rtol=1e-4)   # the first two epochs' curve kept
+    segs = done["segments"]
+    assert [(g["from_epoch"], g["to_epoch"]) for g in segs] == [(0, 1), (1, 2), (2, 4)]
+    assert "resumed_from" not in segs[1] and "Adam" in segs[2]["resumed_from"]
+    assert [e["epoch"] for e in done["progress"]] == [1, 2]
+    assert done["progress"][0]["summary"] == pytest.approx(first["evaluation"]["summary"])
+    assert done["progress"][1]["summary"] == pytest.approx(part["evaluation"]["summary"])
+    assert done["wall_seconds"] >= part["wall_seconds"]
+    # the partial checkpoint is refused under a changed config, naming the difference
+    protocols.train("toy", resume=False, max_minutes=0, progress=False)
+    checkpoints.clear_state("toy")
+    monkeypatch.setitem(protocols.PROTOCOLS, "toy", Protocol("toy", "toy", dict(TOY, lr=5e-3), _toy_build, _toy_items,
+                                                             _toy_loss, _toy_eval, ["s0"]))
+    with pytest.raises(checkpoints.CheckpointError, match=r"another config:\n  lr: 0.005 expected"):
+        protocols.train("toy", progress=False)
+
+
+@pytest.mark.parametrize("schedule", [dict(decay_every=2, decay=0.5), dict(decay_every=1, decay=0.5, min_lr=2e-3)])
+def test_fit_resumed_from_weights_alone_runs_at_the_schedules_rate(schedule):
+    """``fit(resume={... "optimizer": None, "scheduler": None})`` starts at the learning rate an
+    uninterrupted run has at that epoch (StepLR, and LambdaLR with a floor), and follows it on."""
+    from shapelib.train import fit
+
+    def lrs(resume=None):
+        seen = []
+        model = _toy_build(TOY)
+        fit(model, _toy_items(TOY, "cpu"), _toy_loss(TOY), epochs=5, lr=1e-2, progress=False, resume=resume,
+            checkpoint=lambda st: seen.append(st["optimizer"]["param_groups"][0]["lr"]) or False, **schedule)
+        return seen
+
+    whole = lrs()
+    assert len(set(whole)) > 1, "the schedule changes the rate"
+    assert lrs({"epoch": 3, "optimizer": None, "scheduler": None, "loss": [0.0] * 3}) == pytest.approx(whole[3:])
+
+
 def test_table5_rows_say_what_differs_from_the_paper():
     """The REPORT rows of Table 5 checkpoints: 'paper' only at the paper's settings, otherwise each
     difference named; the graph baseline is marked as a baseline with no paper value."""
