@@ -1,5 +1,6 @@
-"""What two CPU changes of the torch soft-map kernel buy: the exponential floor
-(``shapelib.kernels.EXP_FLOOR``) and blocks of at most ``kernels.CPU_ROWS`` rows.
+"""What three CPU changes of the torch soft-map kernel buy: the exponential floor
+(``shapelib.kernels.EXP_FLOOR``), blocks of at most ``kernels.CPU_ROWS`` rows, and denormal floats
+flushed to zero (``kernels.FLUSH_DENORMALS``).
 
     python benchmarks/softmap_exp.py                 # one thread; + one fmaps training step if FAUST_r is there
     python benchmarks/softmap_exp.py --threads 2 --no-step
@@ -7,16 +8,22 @@
 At small σ almost every entry of a soft map's row is exp(very negative): the CPU computes those on
 a slow underflow path, so the kernel raises the shifted logits to ``EXP_FLOOR`` (-80) first. And a
 block of 256 rows stays in cache through the half-dozen passes over it, where the old byte budget
-(134 MB blocks) streamed each pass from memory. For each case below, in one run and interleaved
-(so that machine load hits all alike), the time of one ``SoftMap @ X`` product + backward with the
-old kernel (no floor, byte-budget blocks), with the floor, and with the floor and 256-row blocks,
-the ratios to the old kernel, and the largest relative difference of the output and gradients:
+(134 MB blocks) streamed each pass from memory. The backward pass multiplies entries near
+exp(-80) ≈ 2e-35 by small gradients: below float32's smallest normal (1.2e-38), where some CPUs take
+a slow path for every operation, so the kernel flushes such denormals to zero. For each case below,
+in one run and interleaved (so that machine load hits all alike), the time of one ``SoftMap @ X``
+product + backward with the old kernel (no floor, byte-budget blocks, denormals kept), with the
+floor, with the floor and 256-row blocks, and with all three, the ratios to the old kernel, and the
+largest relative difference of the output and gradients:
 
 * learned-feature soft map: 32-d features, σ = 1e-2 × their diameter (the fmaps training's
   ``relative_sigma``), X the 20 first eigenvectors (C_init);
 * ZoomOut soft map: a 130-d spectral embedding at σ = 1e-2, X the 130 eigenvectors;
 * one training step of ``fmaps_faust_r_unsupervised`` (width 256, full-resolution FAUST_r pair
-  000/001, forward + backward), when the data is found.
+  000/001, forward + backward, untrained weights), when the data is found;
+* one training step of ``fmaps_faust_r_unsupervised_full_decimated`` at its committed (trained)
+  weights, on its first training pair (decimated shapes): trained features give the small gradients
+  that produce denormals.
 
 Writes benchmarks/results/softmap_exp.json and prints a table (the thread count with it).
 """
@@ -34,17 +41,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-VARIANTS = {"old": (None, 10**9), "floor": (-80.0, 10**9), "floor + 256-row blocks": (-80.0, 256)}
+VARIANTS = {"old": (None, 10**9, False), "floor": (-80.0, 10**9, False), "floor + 256-row blocks": (-80.0, 256, False),
+            "floor + 256-row blocks + flushed denormals": (-80.0, 256, True),
+            "256-row blocks + flushed denormals (no floor)": (None, 256, True)}
 
 
 def timed(fn, variants, reps):
-    """Best time and last output of ``fn`` under each variant (EXP_FLOOR, CPU_ROWS), interleaved."""
+    """Best time and last output of ``fn`` under each variant (EXP_FLOOR, CPU_ROWS, FLUSH_DENORMALS), interleaved."""
     from shapelib import kernels
 
     best, out = {v: float("inf") for v in variants}, {}
     for _ in range(reps):
-        for v, (floor, rows) in variants.items():
-            kernels.EXP_FLOOR, kernels.CPU_ROWS = floor, rows
+        for v, (floor, rows, flush) in variants.items():
+            kernels.EXP_FLOOR, kernels.CPU_ROWS, kernels.FLUSH_DENORMALS = floor, rows, flush
             t = time.perf_counter()
             out[v] = fn()
             best[v] = min(best[v], time.perf_counter() - t)
@@ -77,6 +86,35 @@ def product_case(F1, F2, X, sigma):
     return run
 
 
+def trained_step(reps):
+    """One training step of the decimated whole-budget fmaps run at its committed weights."""
+    import torch
+
+    from shapelib import protocols
+
+    name = "fmaps_faust_r_unsupervised_full_decimated"
+    model, record = protocols.load_model(name)
+    proto = protocols.get(name)
+    item = proto.train_items(proto.config, torch.device("cpu"))[0]
+    loss_fn = proto.loss(proto.config)
+    model.train()
+
+    def step():
+        torch.manual_seed(0)
+        loss_fn.start_epoch(record["epochs_done"])     # the same step of the schedule every time
+        model.zero_grad()
+        loss = loss_fn(model, item)
+        loss.backward()
+        return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    best, out = timed(step, VARIANTS, reps)
+    r = row(f"{name} training step at its committed weights ({record['steps_done']} steps), first training pair "
+            "(decimated)", int(item[0].x.shape[0]), best, out, ("loss", "grad"))
+    print("trained-weights step: " + ", ".join(f"{v} {t:.1f} s" for v, t in best.items())
+          + f"; speed-up {r['speedup']}; rel. diff {r['rel_diff']}", flush=True)
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
@@ -93,7 +131,7 @@ def main():
     from shapelib import config, kernels
     from shapelib.fmaps import embedding_diameter
 
-    floor, cpu_rows = kernels.EXP_FLOOR, kernels.CPU_ROWS
+    floor, cpu_rows, flush = kernels.EXP_FLOOR, kernels.CPU_ROWS, kernels.FLUSH_DENORMALS
     rows = []
     zb.SIZES["p5000"] = (100, 50)                                  # 5,000 vertices
     b1, b2, _, _ = zb._pair("p5000", 130, torch.device("cpu"), torch.float32)
@@ -137,12 +175,15 @@ def main():
                             d[0].x.shape[0], best, out, ("loss", "grad")))
             print("training step: " + ", ".join(f"{v} {t:.1f} s" for v, t in best.items())
                   + f"; speed-up {rows[-1]['speedup']}; rel. diff {rows[-1]['rel_diff']}", flush=True)
+            rows.append(trained_step(args.step_reps))
         else:
-            print("training step left out: FAUST_r not found (SHAPELIB_DATA)")
-    kernels.EXP_FLOOR, kernels.CPU_ROWS = floor, cpu_rows
-    result = {"what": "torch soft-map kernel on CPU: old, with the exponential floor (kernels.EXP_FLOOR), and with "
-                      "the floor and blocks of at most kernels.CPU_ROWS rows",
-              "variants": {v: {"exp_floor": f, "cpu_rows": r if r < 10**9 else "old byte budget"} for v, (f, r) in VARIANTS.items()},
+            print("training steps left out: FAUST_r not found (SHAPELIB_DATA)")
+    kernels.EXP_FLOOR, kernels.CPU_ROWS, kernels.FLUSH_DENORMALS = floor, cpu_rows, flush
+    result = {"what": "torch soft-map kernel on CPU: old, with the exponential floor (kernels.EXP_FLOOR), with "
+                      "the floor and blocks of at most kernels.CPU_ROWS rows, and with denormals flushed to zero too "
+                      "(kernels.FLUSH_DENORMALS)",
+              "variants": {v: {"exp_floor": f, "cpu_rows": r if r < 10**9 else "old byte budget", "flush_denormals": z}
+                           for v, (f, r, z) in VARIANTS.items()},
               "threads": args.threads,
               "machine": f"{platform.machine()} · {os.cpu_count()} cores · {args.threads} torch thread(s) · "
                          f"torch {torch.__version__} · {torch.backends.cpu.get_cpu_capability()} "

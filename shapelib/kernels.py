@@ -66,7 +66,9 @@ LOGIT_TOL = 1e-6
 #: 1e8 columns — nothing at float32 or float64 precision — while the exponential of a very negative
 #: number takes the CPU's slow underflow path (float32: 24 ns instead of 2 ns per entry on one
 #: thread, the common case at σ = 1e-2, where almost every entry underflows).
-#: ``benchmarks/softmap_exp.py`` measures it; ``None`` turns the floor off.
+#: ``benchmarks/softmap_exp.py`` measures it; ``None`` turns the floor off. Its products in the
+#: backward pass can fall below float32's smallest normal: see :data:`FLUSH_DENORMALS`, without which
+#: the floor slows some CPUs down instead.
 EXP_FLOOR: float | None = -80.0
 LOGITS = ("auto", "float32", "float64")
 #: bytes of one ``(chunk, n_src)`` block the torch backend may allocate (several live at once)
@@ -79,6 +81,14 @@ BLOCK_BYTES_CUDA = int(os.environ.get("SHAPELIB_BLOCK_BYTES_CUDA", 2**30))
 #: 1.6× faster on one thread, on top of :data:`EXP_FLOOR` (``benchmarks/softmap_exp.py``); still wide
 #: enough for efficient GEMMs
 CPU_ROWS = int(os.environ.get("SHAPELIB_CPU_ROWS", 256))
+#: on a CPU the soft-map kernel runs with denormal floats flushed to zero (FTZ/DAZ). Its gradient
+#: products multiply entries near exp(EXP_FLOOR) ≈ 2e-35 by small gradients, which gives numbers
+#: below float32's smallest normal (1.2e-38); on some CPUs (seen on an AVX-512 Xeon) every
+#: operation on such a number takes a slow path: there a training step of the fmaps protocols ran
+#: 6-9× slower than with them flushed, and 3× slower than with neither the floor nor the flush
+#: (``benchmarks/softmap_exp.py``). Flushing changes nothing above 1.2e-38; the thread's
+#: previous mode is restored afterwards. ``SHAPELIB_FLUSH_DENORMALS=0`` turns it off.
+FLUSH_DENORMALS = os.environ.get("SHAPELIB_FLUSH_DENORMALS", "1") != "0"
 
 # ----------------------------------------------------------------------------- input checks
 
@@ -163,6 +173,37 @@ def logit_dtype(a: torch.Tensor, b: torch.Tensor, sigma: float, logits: str = "a
     return torch.float64 if torch.finfo(a.dtype).eps * r2 / (2 * sigma**2) > LOGIT_TOL else a.dtype
 
 
+def flushing_denormals() -> bool:
+    """Whether the calling thread flushes denormal floats to zero now (torch has a setter only):
+    a float32 below the smallest normal then reads back as 0."""
+    return torch.tensor([1e-39], dtype=torch.float32).mul_(1.0).item() == 0.0
+
+
+class flush_denormals:
+    """Context: denormal floats flushed to zero on this thread's CPU arithmetic (torch's
+    ``set_flush_denormal``), the previous mode restored on exit. Does nothing when ``enabled`` is
+    False, when the mode is already on, or on a CPU without the flags. Per thread: with several
+    torch threads, the worker threads keep their own mode."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.set = enabled, False
+
+    def __enter__(self):
+        if self.enabled and not flushing_denormals():
+            self.set = bool(torch.set_flush_denormal(True))
+        return self
+
+    def __exit__(self, *exc):
+        if self.set:
+            torch.set_flush_denormal(False)
+        return False
+
+
+def _flushing(t: torch.Tensor) -> flush_denormals:
+    """:class:`flush_denormals` for a kernel working on ``t``: on a CPU, per :data:`FLUSH_DENORMALS`."""
+    return flush_denormals(FLUSH_DENORMALS and t.device.type == "cpu")
+
+
 class _SoftMapProduct(torch.autograd.Function):
     """``Π @ V`` (``transpose=False``, V ``(n_src, d)``) or ``Πᵀ @ V`` (V ``(n_tgt, d)``),
     with ``Π = softmax_rows(−s/2 · ‖a_i − b_j‖²)``, chunked over target rows. The logits and the
@@ -176,6 +217,16 @@ class _SoftMapProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, b, V, s: float, chunk: int, transpose: bool, wide: torch.dtype, mu):
+        with _flushing(a):
+            return _SoftMapProduct._forward(ctx, a, b, V, s, chunk, transpose, wide, mu)
+
+    @staticmethod
+    def backward(ctx, g):
+        with _flushing(g):
+            return _SoftMapProduct._backward(ctx, g)
+
+    @staticmethod
+    def _forward(ctx, a, b, V, s, chunk, transpose, wide, mu):
         n_tgt, n_src = a.shape[0], b.shape[0]
         out = V.new_zeros((n_src if transpose else n_tgt, V.shape[1]))
         lse = a.new_empty(n_tgt, dtype=wide)
@@ -196,7 +247,7 @@ class _SoftMapProduct(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, g):
+    def _backward(ctx, g):
         a, b, V, lse, out, mu = ctx.saved_tensors
         s, chunk, transpose, wide = ctx.s, ctx.chunk, ctx.transpose, ctx.wide
         need_a, need_b, need_V = ctx.needs_input_grad[:3]

@@ -1,7 +1,8 @@
 """Paper-protocol training runs (``make train``), kept as checkpoints under ``results/checkpoints/``.
 
     python -m shapelib.protocols list                       # what can be trained, and its state
-    python -m shapelib.protocols train [NAME ...]           # train (resumes an unfinished run)
+    python -m shapelib.protocols train [NAME ...]           # train (resumes an unfinished run, or a
+                                                            #   committed partial checkpoint in a fresh clone)
     python -m shapelib.protocols train NAME --max-minutes 60  # stop cleanly after an hour (resumable)
     python -m shapelib.protocols evaluate NAME              # re-evaluate a committed checkpoint
     python -m shapelib.protocols evaluate NAME --write      # ... and store the result in its record
@@ -94,7 +95,8 @@ def _time_steps(model, items, loss_fn, n: int = 3) -> float:
 
 def train(name: str, resume: bool = True, device=None, max_minutes: float | None = None, progress: bool = True,
           train_more: bool = True, evaluate: bool = True) -> dict | None:
-    """Train protocol ``name`` (resuming its unfinished run when ``resume``), save every epoch,
+    """Train protocol ``name`` (resuming its unfinished run when ``resume``: from its saved state,
+    or, without one, from its committed partial checkpoint — :func:`_state_from_partial`), save every epoch,
     and write the final checkpoint and record. Returns the record (``status`` says whether the
     run is ``complete`` or ``partial``, stopped by ``max_minutes``). ``train_more=False`` only
     evaluates the saved unfinished run and writes it as a ``partial`` checkpoint (the run can
@@ -342,7 +344,8 @@ def main(argv=None) -> int:
             st = checkpoints.load_state(name)
             rec = checkpoints.load_record(name) if name in checkpoints.available() else None
             state = (f"unfinished run at epoch {st['epoch']}/{p.config['epochs']}" if st else
-                     f"checkpoint: {rec['status']}, {rec['epochs_done']}/{p.config['epochs']} epochs" if rec else "not trained")
+                     f"checkpoint: {rec['status']}, {rec['epochs_done']}/{p.config['epochs']} epochs"
+                     f"{' (train goes on from it)' if rec['status'] == 'partial' else ''}" if rec else "not trained")
             print(f"{name:34s} {state:45s} {'' if ok else '(' + why + ')'}\n    {p.title}")
         return 0
     if args.cmd == "train":

@@ -215,3 +215,55 @@ def test_exp_floor_changes_nothing(monkeypatch):
         # entries made only of floored weights (a source point no target is near) differ by ~1e-31
         # in absolute terms: negligible against the result's scale, which is what matters
         assert rel(x, y) <= 1e-12, name
+
+
+def test_flush_denormals_sets_and_restores_the_threads_mode():
+    """``flush_denormals`` turns flushing on for its block and back off after (also after an
+    error); when it was already on, it leaves it on."""
+    assert not kernels.flushing_denormals(), "test premise: torch's default keeps denormals"
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    with kernels.flush_denormals():
+        assert kernels.flushing_denormals() and float(tiny * 1.0) == 0.0
+    assert not kernels.flushing_denormals() and float(tiny * 1.0) > 0.0
+    with pytest.raises(RuntimeError), kernels.flush_denormals():
+        raise RuntimeError("inside")
+    assert not kernels.flushing_denormals()
+    with kernels.flush_denormals(enabled=False):
+        assert not kernels.flushing_denormals()
+    torch.set_flush_denormal(True)
+    try:
+        with kernels.flush_denormals():
+            pass
+        assert kernels.flushing_denormals(), "a mode that was on stays on"
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_soft_map_flushes_denormals_on_cpu_and_changes_nothing(monkeypatch):
+    """The CPU kernel runs forward and backward with denormals flushed (speed: its gradient products
+    of entries near exp(EXP_FLOOR) and small gradients fall below float32's smallest normal) and
+    restores the mode after; the product and its gradients equal the unflushed kernel's."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(300, 8, generator=g), torch.randn(400, 8, generator=g)
+    X = torch.randn(300, 5, generator=g)
+    sigma = 0.3 * float(torch.cdist(b, a).min(1).values.mean())
+    seen = []
+    for part in ("_forward", "_backward"):
+        fn = getattr(kernels._SoftMapProduct, part)
+        monkeypatch.setattr(kernels._SoftMapProduct, part,
+                            staticmethod(lambda *args, fn=fn, part=part: seen.append((part, kernels.flushing_denormals()))
+                                         or fn(*args)))
+
+    def run():
+        fa, fb, fx = (t.clone().requires_grad_(True) for t in (a, b, X))
+        out = SoftMap(fa, fb, sigma, backend="torch", chunk=64) @ fx
+        return (out.detach(),) + torch.autograd.grad((out * 1e-30).sum(), (fa, fb, fx))   # tiny gradients
+
+    flushed = run()
+    assert seen == [("_forward", True), ("_backward", True)] and not kernels.flushing_denormals()
+    monkeypatch.setattr(kernels, "FLUSH_DENORMALS", False)
+    seen.clear()
+    kept = run()
+    assert seen == [("_forward", False), ("_backward", False)]
+    for name, x, y in zip(("Π @ X", "d/d F_src", "d/d F_tgt", "d/d X"), flushed, kept):
+        assert rel(x.double(), y.double()) <= 1e-5, name
