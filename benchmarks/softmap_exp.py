@@ -86,6 +86,22 @@ def product_case(F1, F2, X, sigma):
     return run
 
 
+def grads(model):
+    """Every parameter gradient of ``model``, flattened into one vector."""
+    import torch
+
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def step_row(case, n, step, reps, label):
+    """Time one training step ``step() -> (loss, gradients)`` under every variant; its row, printed."""
+    best, out = timed(step, VARIANTS, reps)
+    r = row(case, n, best, out, ("loss", "grad"))
+    print(f"{label}: " + ", ".join(f"{v} {t:.1f} s" for v, t in best.items())
+          + f"; speed-up {r['speedup']}; rel. diff {r['rel_diff']}", flush=True)
+    return r
+
+
 def trained_step(reps):
     """One training step of the decimated whole-budget fmaps run at its committed weights."""
     import torch
@@ -105,14 +121,10 @@ def trained_step(reps):
         model.zero_grad()
         loss = loss_fn(model, item)
         loss.backward()
-        return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        return loss.detach(), grads(model)
 
-    best, out = timed(step, VARIANTS, reps)
-    r = row(f"{name} training step at its committed weights ({record['steps_done']} steps), first training pair "
-            "(decimated)", int(item[0].x.shape[0]), best, out, ("loss", "grad"))
-    print("trained-weights step: " + ", ".join(f"{v} {t:.1f} s" for v, t in best.items())
-          + f"; speed-up {r['speedup']}; rel. diff {r['rel_diff']}", flush=True)
-    return r
+    return step_row(f"{name} training step at its committed weights ({record['steps_done']} steps), first training "
+                    "pair (decimated)", int(item[0].x.shape[0]), step, reps, "trained-weights step")
 
 
 def main():
@@ -168,13 +180,10 @@ def main():
                 loss = pair_losses(model(d[0].x, d[0].ops), model(d[1].x, d[1].ops), d[0].basis, d[1].basis, fm,
                                    progress=0.5, refine=True)["loss"]
                 loss.backward()
-                return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+                return loss.detach(), grads(model)
 
-            best, out = timed(step, VARIANTS, args.step_reps)
-            rows.append(row("fmaps_faust_r_unsupervised training step (width 256, FAUST_r 000/001 full resolution)",
-                            d[0].x.shape[0], best, out, ("loss", "grad")))
-            print("training step: " + ", ".join(f"{v} {t:.1f} s" for v, t in best.items())
-                  + f"; speed-up {rows[-1]['speedup']}; rel. diff {rows[-1]['rel_diff']}", flush=True)
+            rows.append(step_row("fmaps_faust_r_unsupervised training step (width 256, FAUST_r 000/001 full resolution)",
+                                 d[0].x.shape[0], step, args.step_reps, "training step"))
             rows.append(trained_step(args.step_reps))
         else:
             print("training steps left out: FAUST_r not found (SHAPELIB_DATA)")

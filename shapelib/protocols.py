@@ -222,10 +222,10 @@ def _state_from_partial(name: str, cfg: dict, model, record: dict) -> dict:
     if not checkpoints.progress_path(name).exists():
         entries = list(record.get("progress") or [])
         if "summary" in record.get("evaluation", {}) and all(e["epoch"] != epoch for e in entries):
-            entries.append({"epoch": epoch, "steps": record.get("steps_done"), "wall_seconds": record.get("wall_seconds"),
-                            "date": record.get("date"),
-                            "evaluated_on": (record.get("evaluated_on") or {}).get("hardware", record.get("hardware")),
-                            "git_commit": record.get("git_commit"), "summary": record["evaluation"]["summary"]})
+            entries.append(_progress_entry(epoch, record.get("steps_done"), float(record.get("wall_seconds", 0.0)),
+                                           record["evaluation"], date=record.get("date"),
+                                           evaluated_on=(record.get("evaluated_on") or {}).get("hardware", record.get("hardware")),
+                                           git_commit=record.get("git_commit")))
         for entry in entries:
             checkpoints.log_progress(name, entry)
     return {"epoch": epoch, "optimizer": None, "scheduler": None, "loss": list(record.get("loss_curve", [])),
@@ -297,10 +297,12 @@ def evaluate_state(name: str, device="cpu", subset=None, log: bool = True) -> di
     return out
 
 
-def _progress_entry(epoch: int, steps, wall_seconds: float, evaluation: dict) -> dict:
-    """One line of a run's progress log: the test summary of its state at ``epoch``, and when and where."""
-    return {"epoch": epoch, "steps": steps, "wall_seconds": round(wall_seconds, 1), "date": checkpoints.now(),
-            "evaluated_on": checkpoints.hardware(), "git_commit": checkpoints.git_commit(),
+def _progress_entry(epoch: int, steps, wall_seconds: float, evaluation: dict, date: str | None = None,
+                    evaluated_on: str | None = None, git_commit: str | None = None) -> dict:
+    """One line of a run's progress log: the test summary of its state at ``epoch``, and when and where
+    (now, on this machine and commit, unless an earlier evaluation's ``date`` etc. are given)."""
+    return {"epoch": epoch, "steps": steps, "wall_seconds": round(wall_seconds, 1), "date": date or checkpoints.now(),
+            "evaluated_on": evaluated_on or checkpoints.hardware(), "git_commit": git_commit or checkpoints.git_commit(),
             "summary": evaluation["summary"]}
 
 
