@@ -764,23 +764,39 @@ def train_unsupervised(net: torch.nn.Module, shapes: list[ShapeData], cfg: FmapT
 
 
 @torch.no_grad()
-def predict_map(net: torch.nn.Module, s1: ShapeData, s2: ShapeData, cfg: FmapTrainConfig, refine: bool = True,
-                backend: str | None = None):
-    """Test-time map of a trained network: ``p2p_21`` from feature nearest neighbours (``refine=False``)
-    or from the hard ZoomOut of ``C_init`` to ``k_final`` (``refine=True``). Returns ``(p2p_21, C12)``."""
+def predict_map(net: torch.nn.Module, s1: ShapeData, s2: ShapeData, cfg: FmapTrainConfig,
+                refine: bool | str = True, backend: str | None = None):
+    """Test-time map of a trained network (:func:`map_from_features`): ``p2p_21`` from feature nearest
+    neighbours (``refine=False``), from the hard ZoomOut of ``C_init`` to ``k_final`` (``refine=True``)
+    or from the network's own differentiable ZoomOut layer (``refine="layer"``). Returns ``(p2p_21, C12)``."""
     return map_from_features(net(s1.x, s1.ops), net(s2.x, s2.ops), s1.basis, s2.basis, cfg, refine, backend)
 
 
 @torch.no_grad()
 def map_from_features(F1: torch.Tensor, F2: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis,
-                      cfg: FmapTrainConfig, refine: bool = True, backend: str | None = None):
+                      cfg: FmapTrainConfig, refine: bool | str = True, backend: str | None = None):
     """:func:`predict_map` from features already computed (evaluate many pairs, one forward pass
-    per shape). Returns ``(p2p_21, C12)``."""
+    per shape). Every map starts from the soft map of the features, ``C_init = Φ₂†Π21Φ₁`` (k_init):
+
+    * ``refine=False``: the nearest learned feature (the argmax of Π21), no spectral step;
+    * ``refine=True`` (or ``"zoomout"``): hard ZoomOut of ``C_init`` to ``k_final``;
+    * ``refine="layer"``: the network's own differentiable ZoomOut layer as in training
+      (:func:`diff_zoomout`, σ of ``cfg``), then the nearest neighbour of ``Φ₂`` in ``Φ₁C_finalᵀ``: the
+      map the authors' public test code scores (``T21.get_nn()`` after the layer's forward pass in
+      ``trainer_dzo.py``), so the one their Table 1 reports.
+
+    Returns ``(p2p_21, C12)``."""
+    if refine not in (False, True, "zoomout", "layer"):
+        raise ValueError(f"refine={refine!r}: use False (nearest learned feature), True / 'zoomout' (hard ZoomOut) "
+                         "or 'layer' (the differentiable ZoomOut layer).")
     backend = backend or cfg.backend
     s = cfg.sigma * float(embedding_diameter(F2)) if cfg.relative_sigma else cfg.sigma
     pi = SoftMap(F1, F2, s, backend=backend)
     C = soft_fmap(pi, basis1, basis2, cfg.k_init, cfg.k_init)
     if not refine:
         return pi.argmax(), C
+    if refine == "layer":
+        C = diff_zoomout(C, basis1, basis2, cfg.sigma, cfg.n_iter, cfg.step, backend, cfg.relative_sigma)
+        return fmap_to_p2p(C, basis1, basis2, backend=backend), C
     C, p2p = zoomout(C, basis1, basis2, cfg.k_final, step=cfg.step, backend=backend)
     return p2p, C

@@ -130,6 +130,33 @@ def test_diff_zoomout_matches_hard_zoomout_and_is_differentiable(pair, noisy_ini
     assert torch.allclose(Cd, Ct, atol=1e-8)
 
 
+def test_the_three_test_time_maps_of_learned_features(pair):
+    """map_from_features: the nearest learned feature, hard ZoomOut, and the differentiable ZoomOut
+    layer as trained (the map the paper's Table 1 scores). From noisy features both refinements beat
+    the features' own map, and the layer (σ = 1e-2 × the embedding's diameter) lands where hard
+    ZoomOut does; its C is the layer's own output, k_init → k_final."""
+    from shapelib.fmaps import FmapTrainConfig, map_from_features
+
+    b1, b2 = pair["b1"], pair["b2"]
+    F1 = torch.as_tensor(pair["s1"].vertices)
+    g = torch.Generator().manual_seed(0)
+    F2 = F1[pair["gt"]] + 0.08 * torch.randn(F1.shape, generator=g, dtype=F1.dtype)
+    cfg = FmapTrainConfig.code(k_init=8, n_iter=5, step=8, backend="torch")
+    ev = GeodesicEvaluator(pair["s1"], pair["gt"], n_samples=200)
+    err = {}
+    for refine in (False, True, "layer"):
+        p2p, C = map_from_features(F1, F2, b1, b2, cfg, refine=refine)
+        assert p2p.shape == (b2.n,) and C.shape == ((8, 8) if refine is False else (cfg.k_final, cfg.k_final))
+        err[refine] = ev.mean(p2p)
+    assert err["layer"] < 0.5 * err[False] and err[True] < 0.5 * err[False], f"errors {err}"
+    assert abs(err["layer"] - err[True]) < 0.25 * err[True] + 0.2, f"layer vs hard ZoomOut: {err}"
+    C_layer = map_from_features(F1, F2, b1, b2, cfg, refine="layer")[1]
+    C0 = map_from_features(F1, F2, b1, b2, cfg, refine=False)[1]
+    assert torch.allclose(C_layer, diff_zoomout(C0, b1, b2, cfg.sigma, cfg.n_iter, cfg.step, "torch", True))
+    with pytest.raises(ValueError, match="refine='soft'"):
+        map_from_features(F1, F2, b1, b2, cfg, refine="soft")
+
+
 def test_soft_fmap_tends_to_hard_fmap(pair):
     """C = Φ2† Π21 Φ1 with features = coordinates of the (aligned) shapes and tiny σ is the pull-back
     of the nearest-neighbour map."""
