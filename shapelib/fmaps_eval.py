@@ -325,8 +325,6 @@ def trained_rows(record: dict | None = None) -> list[dict]:
 
     if record is None:
         return [row for name in trained_checkpoints() for row in trained_rows(checkpoints.load_record(name))]
-    from .protocol_defs import FM_PAPER
-
     cfg, summ = record["config"], record["evaluation"]["summary"]
     n_test = len(cfg["data"]["test"])
     n_all = n_test * (n_test - 1) // 2                 # every pair of the test shapes (080-099: 190)
@@ -338,14 +336,15 @@ def trained_rows(record: dict | None = None) -> list[dict]:
     faces = cfg.get("train_faces")
     shapes = "full resolution" if faces is None else f"decimated to ~{faces // 2:,} vertices"
     rows = []
-    for stage, label, paper in (
-            ("layer", f"network output (its differentiable ZoomOut layer {cfg['k_init']}→{k_final}, σ as trained)",
-             f"{FM_PAPER} (Table 1, train F / test F: this map, as the authors' test code reads it)"),
-            ("features", "nearest learned feature", "— (Table 1 reports the network output)"),
-            ("zoomout", f"+ hard ZoomOut {cfg['k_init']}→{k_final}", "— (Table 1 reports the network output)")):
+    for stage, label in (
+            ("layer", f"network output (its differentiable ZoomOut layer {cfg['k_init']}→{k_final}, σ as trained)"),
+            ("features", "nearest learned feature"), ("zoomout", f"+ hard ZoomOut {cfg['k_init']}→{k_final}")):
         S = summ.get(stage)
         if not S:
             continue
+        # the record's summary carries the paper's number on the map Table 1 reports (the network output)
+        paper = (f"{S['paper']} (Table 1, train F / test F: this map, as the authors' test code reads it)"
+                 if "paper" in S else "— (Table 1 reports the network output)")
         rows.append(dict(
             quantity=f"{TRAINED} {record['experiment']}), {label}", paper=paper,
             ours=(f"mean {S['mean']:.2f}, median {S['median']:.2f}, 10–90 % {S['p10']:.2f}–{S['p90']:.2f}, "
@@ -357,7 +356,7 @@ def trained_rows(record: dict | None = None) -> list[dict]:
                       + ("" if faces is None else ", decimated training shapes") + f", {settings}"
                       + ("" if S["n"] == n_all else f"; {S['n']} of the {n_all} test pairs")),
             n=S["n"], seeds=record.get("seeds", [cfg["seed"]]), ours_value=S["mean"],
-            paper_value=FM_PAPER if stage == "layer" else None,
+            paper_value=S.get("paper"),
             unit="geodesic error ×100",
             spread={k: S[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in S},
             scale="paper-protocol checkpoint"))
@@ -394,8 +393,10 @@ def learning_curve(record: dict, stage: str = "zoomout") -> list[dict]:
     "mirror_share"}`` (``mirror_share`` NaN where not measured). ``stage``: ``"features"``,
     ``"zoomout"`` or ``"layer"`` (:data:`shapelib.protocol_defs.FM_STAGES`; points whose evaluation
     did not score that map are left out)."""
-    if stage not in ("features", "zoomout", "layer"):
-        raise ValueError(f"stage {stage!r}: use 'features', 'zoomout' or 'layer'.")
+    from .protocol_defs import FM_STAGES
+
+    if stage not in FM_STAGES:
+        raise ValueError(f"stage {stage!r}: use one of {', '.join(map(repr, FM_STAGES))}.")
     cfg = record["config"]
     points = {int(e.get("steps") or e["epoch"] * cfg["epoch_size"]): e["summary"] for e in record.get("progress", [])}
     points[steps_done(record)] = record["evaluation"]["summary"]        # the record's own evaluation wins
