@@ -39,7 +39,8 @@ def main(argv=None) -> int:
 
     from shapelib import config
     from shapelib.fmaps import AXIOMATIC, SpectralBasis, descriptor_fmap, fmap_to_p2p, wks_descriptors
-    from shapelib.fmaps_eval import pyfm_available, pyfm_mesh, test_pair_names
+    from shapelib.data.pairs import test_pairs as test_pair_names
+    from shapelib.experiments.fmaps_axiomatic import pyfm_available, pyfm_mesh
     from shapelib.metrics import GeodesicEvaluator
     from shapelib.data import real
     from shapelib.operators import compute_operators

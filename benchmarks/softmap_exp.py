@@ -106,7 +106,7 @@ def trained_step(reps):
     """One training step of the decimated whole-budget fmaps run at its committed weights."""
     import torch
 
-    from shapelib import protocols
+    from shapelib.experiments import registry as protocols
 
     name = "fmaps_faust_r_unsupervised_full_decimated"
     model, record = protocols.load_model(name)
@@ -165,7 +165,7 @@ def main():
         from shapelib.data import registry
 
         if registry.get("faust_r").found():
-            from shapelib import protocol_defs as P
+            from shapelib.experiments import fmaps as P
             from shapelib.data import real
             from shapelib.fmaps import pair_losses
 

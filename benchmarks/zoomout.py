@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _shapes import bumpy_torus  # noqa: E402  (the shared benchmark meshes)
 
-from shapelib.fmaps_eval import zoomout_benchmark_table as table  # noqa: E402
+from shapelib.experiments.fmaps_axiomatic import zoomout_benchmark_table as table  # noqa: E402
 SIZES = {"5k": (100, 50), "20k": (200, 100), "100k": (500, 200)}  # torus sections → n = a·b
 REAL_SIZE = "5k FAUST_r"  # measured when ../shared/data (SHAPELIB_DATA) has FAUST_r
 MEMORY_SIZES = {"1k": (40, 25), "2k": (64, 32), "5k": (100, 50), "10k": (160, 64)}

@@ -35,6 +35,10 @@ from torch import nn
 
 from .errors import MissingDependencyError
 from .shape import Shape
+from .cache import disk_cache
+from .config import seed_everything
+from .kernels import nearest
+from .data.synthetic import decimate
 
 #: IM-Net-pytorch decoder widths for ``gf_dim = 128``: layers 1..6 (layer 7 is the 1-d output)
 IMNET_WIDTHS = (1024, 1024, 1024, 512, 256, 128)
@@ -227,8 +231,6 @@ def prepare_implicit(items, n_surface: int = 4096, n_uniform: int = 2048, sigmas
     """
     from tqdm.auto import tqdm
 
-    from .cache import disk_cache
-
     shapes, P, O = [], [], []
     for k, it in enumerate(tqdm(items, desc="occupancy samples", disable=not progress, leave=False)):
         s = normalize_to_unit_cube(getattr(it, "shape", it))
@@ -236,8 +238,6 @@ def prepare_implicit(items, n_surface: int = 4096, n_uniform: int = 2048, sigmas
         def compute(s=s, k=k):
             lab = s
             if max_faces is not None and s.n_faces > max_faces:
-                from .data.synthetic._geometry import decimate
-
                 lab = decimate(s, max_faces)
             p, o = occupancy_samples(lab, n_surface, n_uniform, sigmas, seed=seed + 97 * k)
             return {"points": p, "occupancy": o}
@@ -266,8 +266,6 @@ def fit_auto_decoder(data: ImplicitData, latent_dim: int = 256, widths: Sequence
     import time
 
     from tqdm.auto import tqdm
-
-    from .config import seed_everything
 
     seed_everything(seed)
     device = torch.device(device or "cpu")
@@ -458,8 +456,6 @@ def cross_fit(shape: Shape, target_points, rigidity: float = 0.0, steps: int = 3
     offsets, ShapeFlow-like overfitting when 0). Adam, nearest neighbours from
     :func:`shapelib.kernels.nearest`. Returns deformed vertices ``(n, 3)``.
     """
-    from .kernels import nearest
-
     torch.manual_seed(seed)
     V = torch.as_tensor(shape.vertices, dtype=torch.float32)
     T = torch.as_tensor(np.asarray(target_points), dtype=torch.float32)

@@ -37,6 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .kernels import BLOCK_BYTES, knn
+from .train import farthest_point_sampling
+
 RELATIONS = ("feast", "shared", "meps")
 
 # ----------------------------------------------------------------------------- graphs
@@ -75,8 +78,6 @@ class Graph:
 def knn_graph(points, k: int = 20) -> Graph:
     """k-NN graph on ``points (n, 3)`` (array or tensor) by the shared kernel layer: ``(n, k+1)``
     table, centre first (paper: k = 20 on raw xyz)."""
-    from .kernels import knn
-
     X = torch.as_tensor(np.asarray(points) if not isinstance(points, torch.Tensor) else points).float()
     if X.ndim != 2 or X.shape[1] != 3:
         raise ValueError(f"knn_graph expects points of shape (n, 3), got {tuple(X.shape)}.")
@@ -245,8 +246,6 @@ class PointNetEncoder(nn.Module):
 
 
 def _row_chunk(K: int, D: int, itemsize: int = 4) -> int:
-    from .kernels import BLOCK_BYTES
-
     return max(1, BLOCK_BYTES // (4 * K * D * itemsize))
 
 
@@ -433,8 +432,6 @@ def label_set(template_vertices: np.ndarray, n_points: int, n_labels: int, inclu
     """Choose ``n_points`` template vertices (FPS; the vertices in ``include``, e.g. landmarks,
     are always kept) and ``n_labels`` labels on them (see :class:`LabelSet`)."""
     from scipy.spatial import cKDTree
-
-    from .train import farthest_point_sampling
 
     V = np.asarray(template_vertices, dtype=np.float64)
     if n_labels < 1 or n_points < 1:

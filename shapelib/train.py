@@ -11,6 +11,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .diffusion import input_features, random_rotation
+from .operators import compute_operators
+
 
 @dataclass
 class History:
@@ -183,9 +186,6 @@ def prepare(items, labels=None, kind: str = "xyz", k: int = 128, method: str = "
     """
     from tqdm.auto import tqdm
 
-    from .diffusion import input_features
-    from .operators import compute_operators
-
     out = []
     for it in tqdm(items, desc=desc, disable=not progress, leave=False):
         shape = getattr(it, "shape", it)
@@ -206,8 +206,6 @@ def labelling_loss(model, item: dict, n_rows: int | None = None, rotate: bool = 
     optional random rotation of xyz inputs (augmentation for rotation-invariant tasks): of SO(3),
     or about coordinate ``axis`` only (``axis=1``: about the vertical of FAUST, as DiffusionNet's
     Table 5 trains)."""
-    from .diffusion import random_rotation
-
     x = item["x"]
     if rotate:
         if item["kind"] != "xyz":

@@ -144,17 +144,17 @@ def test_the_three_test_time_maps_of_learned_features(pair):
     cfg = FmapTrainConfig.code(k_init=8, n_iter=5, step=8, backend="torch")
     ev = GeodesicEvaluator(pair["s1"], pair["gt"], n_samples=200)
     err = {}
-    for refine in (False, True, "layer"):
-        p2p, C = map_from_features(F1, F2, b1, b2, cfg, refine=refine)
-        assert p2p.shape == (b2.n,) and C.shape == ((8, 8) if refine is False else (cfg.k_final, cfg.k_final))
-        err[refine] = ev.mean(p2p)
-    assert err["layer"] < 0.5 * err[False] and err[True] < 0.5 * err[False], f"errors {err}"
-    assert abs(err["layer"] - err[True]) < 0.25 * err[True] + 0.2, f"layer vs hard ZoomOut: {err}"
-    C_layer = map_from_features(F1, F2, b1, b2, cfg, refine="layer")[1]
-    C0 = map_from_features(F1, F2, b1, b2, cfg, refine=False)[1]
+    for stage in ("features", "zoomout", "layer"):
+        p2p, C = map_from_features(F1, F2, b1, b2, cfg, stage=stage)
+        assert p2p.shape == (b2.n,) and C.shape == ((8, 8) if stage == "features" else (cfg.k_final, cfg.k_final))
+        err[stage] = ev.mean(p2p)
+    assert err["layer"] < 0.5 * err["features"] and err["zoomout"] < 0.5 * err["features"], f"errors {err}"
+    assert abs(err["layer"] - err["zoomout"]) < 0.25 * err["zoomout"] + 0.2, f"layer vs hard ZoomOut: {err}"
+    C_layer = map_from_features(F1, F2, b1, b2, cfg, stage="layer")[1]
+    C0 = map_from_features(F1, F2, b1, b2, cfg, stage="features")[1]
     assert torch.allclose(C_layer, diff_zoomout(C0, b1, b2, cfg.sigma, cfg.n_iter, cfg.step, "torch", True))
-    with pytest.raises(ValueError, match="refine='soft'"):
-        map_from_features(F1, F2, b1, b2, cfg, refine="soft")
+    with pytest.raises(ValueError, match="stage='soft'"):
+        map_from_features(F1, F2, b1, b2, cfg, stage="soft")
 
 
 def test_soft_fmap_tends_to_hard_fmap(pair):
@@ -301,7 +301,7 @@ def test_code_losses_are_normalised_per_term_and_detach_the_refined_map(pair):
 
 
 def test_mirror_share_function():
-    from shapelib.fmaps_eval import mirror_share
+    from shapelib.experiments.scoring import mirror_share
 
     # vertex 1 lands nearer the mirror image of its match: half of the total error 1.0 is its
     assert mirror_share([0.1, 0.5, 0.4], [0.2, 0.01, 0.5]) == pytest.approx(0.5)
@@ -313,7 +313,7 @@ def test_mirror_share_function():
 def test_failure_anatomy_finds_the_shapes_behind_the_large_errors():
     """Five pairs of four shapes, two of them above the threshold, both involving shape c: the cover
     is {c}, the means with and without it, the pooled mirror shares and the flipped count follow."""
-    from shapelib.fmaps_eval import failure_anatomy
+    from shapelib.experiments.scoring import failure_anatomy
 
     pairs = ["a<-b", "a<-c", "b<-c", "b<-d", "a<-d"]
     errors = [1.0, 20.0, 12.0, 2.0, 7.0]
@@ -344,7 +344,8 @@ def test_pair_scorer_tells_a_partial_mirror_from_a_flip(real_data):
     from the symmetry plane (the limbs' ends) sent to their mirror images is not flipped, yet
     carries all its error on those vertices (share 1): the failure a mean alone hides."""
     from shapelib.data import real
-    from shapelib.fmaps_eval import PairScorer, items_with_symmetry
+    from shapelib.data.pairs import items_with_symmetry
+    from shapelib.experiments.scoring import PairScorer
 
     a, b = items_with_symmetry(["tr_reg_080", "tr_reg_093"])
     pair = real.r_pair(a, b)
@@ -367,20 +368,21 @@ def test_pair_scorer_tells_a_partial_mirror_from_a_flip(real_data):
 def test_learning_curve_reads_a_run_s_progress_and_its_final_evaluation():
     """One row per evaluated saved state and the record's own evaluation, in step order; the
     record's evaluation wins over a progress entry at the same step; an unknown stage is refused."""
-    from shapelib.fmaps_eval import learning_curve
+    from shapelib.experiments.checkpoints import Record
+    from shapelib.experiments.fmaps import learning_curve
 
     def summ(mean, share=None):
         z = {"mean": mean, "median": mean / 2, "p90": 2 * mean}
         return {"zoomout": z if share is None else {**z, "mirror_share": share}, "features": {**z, "mean": 3 * mean}}
 
-    record = {"config": {"epoch_size": 100}, "epochs_done": 5, "evaluation": {"summary": summ(1.5, 0.05)},
-              "progress": [{"epoch": 3, "steps": 300, "summary": summ(6.0, 0.8)},
-                           {"epoch": 1, "summary": summ(7.0)}, {"epoch": 5, "steps": 500, "summary": summ(9.9)}]}
+    record = Record(config={"epoch_size": 100}, epochs_done=5, evaluation={"summary": summ(1.5, 0.05)},
+                    progress=[{"epoch": 3, "steps": 300, "summary": summ(6.0, 0.8)},
+                              {"epoch": 1, "summary": summ(7.0)}, {"epoch": 5, "steps": 500, "summary": summ(9.9)}])
     rows = learning_curve(record)
     assert [r["steps"] for r in rows] == [100, 300, 500] and [r["mean"] for r in rows] == [7.0, 6.0, 1.5]
     assert np.isnan(rows[0]["mirror_share"]) and rows[2]["mirror_share"] == 0.05 and rows[1]["p90"] == 12.0
     assert [r["mean"] for r in learning_curve(record, "features")] == [21.0, 18.0, 4.5]
-    assert learning_curve({**record, "progress": []}) == [{"steps": 500, "mean": 1.5, "median": 0.75, "p90": 3.0,
+    assert learning_curve(Record(config=record.config, epochs_done=5, evaluation=record.evaluation)) == [{"steps": 500, "mean": 1.5, "median": 0.75, "p90": 3.0,
                                                            "mirror_share": 0.05}]
     with pytest.raises(ValueError, match="stage"):
         learning_curve(record, "init")

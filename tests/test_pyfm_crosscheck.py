@@ -8,7 +8,7 @@
 
 Skipped without pyFM or without the FAUST_r data. Errors are scored on the same 600 vertices
 with ground truth per pair (sampled, seeded, to keep the test fast; the benchmark numbers use
-every vertex: ``python -m shapelib.fmaps_eval``).
+every vertex: ``python -m shapelib.experiments.fmaps_axiomatic``).
 """
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ import torch
 pytest.importorskip("pyFM.functional", reason="pyFM is not installed: pip install pyfmaps (in the dev extra)")
 
 from shapelib.fmaps import AXIOMATIC, SpectralBasis, axiomatic_zoomout, zoomout  # noqa: E402
-from shapelib.fmaps_eval import pyfm_mesh, pyfm_pipeline  # noqa: E402
+from shapelib.experiments.fmaps_axiomatic import pyfm_mesh, pyfm_pipeline  # noqa: E402
 from shapelib.metrics import GeodesicEvaluator  # noqa: E402
 from shapelib.operators import compute_operators  # noqa: E402
 

@@ -1,8 +1,8 @@
 """The reproduction report: per-notebook records assembled into one REPORT.md."""
 import json
 
-from shapelib import report
-from shapelib.reproduce import write_report
+from shapelib.experiments import report
+from shapelib.experiments.report import write_report
 
 
 def _record(out, name, ok=True, scale="standard", rows=()):

@@ -85,7 +85,7 @@ def test_ex04_train_vs_test(real_data):
     """The committed model swaps the hands on training pairs too (tr_reg_005 <- tr_reg_044: error
     above 10, most of it on mirror-side vertices, not flipped as a whole) and maps others well
     (tr_reg_000 <- tr_reg_052): the exercise's comparison counts them against the record's test pairs."""
-    from shapelib import checkpoints
+    from shapelib.experiments import checkpoints, fmaps
 
     if "fmaps_faust_r_unsupervised" not in checkpoints.available():
         pytest.skip("no committed fmaps_faust_r_unsupervised checkpoint")
@@ -98,8 +98,7 @@ def test_ex04_train_vs_test(real_data):
     losses = out["mean training loss"]                 # each side's mean of the pairs' training loss
     assert losses["pairs above threshold"] == pytest.approx(bad["loss"]) and losses["others"] == pytest.approx(good["loss"])
     assert 0 < good["loss"] < 10 and 0 < bad["loss"] < 10
-    from shapelib import fmaps_eval                   # the figure's call skips the loss, nothing else changes
-    quick = fmaps_eval.trained_pair("tr_reg_000<-tr_reg_052", with_loss=False)
+    quick = fmaps.trained_pair("tr_reg_000<-tr_reg_052", with_loss=False)
     assert quick["loss"] is None and quick["score"]["error"] == pytest.approx(good["error"], rel=1e-9)
     with pytest.raises(ValueError, match="tr_reg_XXX"):
         solutions.ex04_train_vs_test(pairs=["005<-044"])

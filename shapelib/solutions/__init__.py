@@ -1,7 +1,8 @@
 """Worked solutions to the notebooks' exercises — one function per exercise, for teachers.
 
 Each notebook exercise has a starter cell (``# YOUR CODE HERE``) and, below it, a collapsed
-solution cell that calls :func:`reveal` to print the code of the matching function here; run
+solution cell that calls :func:`reveal`. In Jupyter its output is a *closed* "Solution — click to
+show" block, so "Run All" (which re-expands outputs) shows no answer until someone clicks it; run
 the function itself to see its result, e.g. ``solutions.ex01_convergence()``.
 ``tests/test_solutions*.py`` run every solution (small sizes) so they keep working.
 
@@ -37,18 +38,44 @@ def __dir__():
     return sorted(list(globals()) + list(_solutions()))
 
 
-def reveal(name: str) -> str:
-    """Show the source of solution ``name`` (as a code block in Jupyter); returns it."""
+def _html_block(name: str, src: str, show: bool) -> str:
+    """A ``<details>`` block holding the highlighted source, closed unless ``show``."""
+    import html
+
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        code = highlight(src, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True, nowrap=True))
+    except ImportError:  # pragma: no cover - pygments comes with IPython
+        code = html.escape(src)
+    pre = ("margin:0.4em 0 0 0; padding:0.5em; background:#f7f7f7; border-radius:3px; "
+           "white-space:pre-wrap; overflow-wrap:anywhere; font-size:0.9em; line-height:1.3")
+    return (f'<details class="shapelib-solution"{" open" if show else ""}>'
+            f'<summary style="cursor:pointer">Solution <code>{html.escape(name)}</code> '
+            f'(click to show or hide)</summary><pre style="{pre}">{code}</pre></details>')
+
+
+def reveal(name: str, show: bool = False) -> str:
+    """The source of solution ``name``; returns it.
+
+    In Jupyter it is displayed as a collapsed block ("Solution ... click to show"): running the
+    cell, or "Run All", shows the answer only to whoever clicks it (``show=True``: open). The
+    notebook's HTML export keeps the block and its toggle. Outside Jupyter the source is printed.
+    """
     fn = _solutions().get(name)
     if fn is None:
         raise KeyError(f"no solution {name!r}; available: {', '.join(available())}")
     src = inspect.getsource(fn)
     try:
         from IPython import get_ipython
-        from IPython.display import Markdown, display
+        from IPython.display import display
 
         if get_ipython() is not None:
-            display(Markdown(f"```python\n{src}```"))
+            hint = f"solutions.reveal({name!r}, show=True) shows it"
+            display({"text/html": _html_block(name, src, show),
+                     "text/plain": src if show else f"[solution {name}: hidden; {hint}]"}, raw=True)
             return src
     except ImportError:  # pragma: no cover
         pass

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import Shape
 from .. import operators as ops
+from ..geodesics import geodesic_distances
 
 
 def _icosphere(subdivisions: int) -> Shape:
@@ -74,8 +75,6 @@ def _match_error(FA, FB, query, D_true, norm):
 
 
 def _matching_setup(shape_a: Shape, shape_b: Shape, n_query: int, seed: int = 0):
-    from ..geodesics import geodesic_distances
-
     query = np.random.default_rng(seed).choice(shape_b.n_vertices, n_query, replace=False)
     return query, geodesic_distances(shape_a, query), np.sqrt(shape_a.area())
 

@@ -5,6 +5,8 @@ import numpy as np
 
 from .. import Shape
 from .. import operators as ops
+from ..train import accuracy, fit, labelling_loss, predict_labels, prepare
+from ..diffusion import DiffusionNet
 
 
 def ex02_eigenpairs_for_diffusion(shape: Shape, u0: np.ndarray, times=(1e-3, 1e-2, 1e-1), ks=(16, 32, 64, 128)) -> dict:
@@ -24,8 +26,6 @@ def ex02_eigenpairs_for_diffusion(shape: Shape, u0: np.ndarray, times=(1e-3, 1e-
 def _prepared(items, label_of, kind: str = "xyz", k: int = 128, cloud: bool = False) -> list:
     import torch
 
-    from ..train import prepare
-
     P = prepare([it.shape.to_cloud() if cloud else it.shape for it in items], None, kind, k=k, progress=False)
     for d, it in zip(P, items):
         d["y"] = torch.as_tensor(np.asarray(label_of(it)), dtype=torch.long)
@@ -35,9 +35,6 @@ def _prepared(items, label_of, kind: str = "xyz", k: int = 128, cloud: bool = Fa
 def _train_labeller(train: list, n_labels: int, epochs: int, width: int = 32, lr: float = 5e-3, rows: int = 800,
                     init_time: float | None = None, **block_kw):
     import torch
-
-    from ..diffusion import DiffusionNet
-    from ..train import fit, labelling_loss
 
     torch.manual_seed(0)
     net = DiffusionNet(train[0]["x"].shape[1], n_labels, width=width, n_blocks=4, **block_kw)
@@ -52,8 +49,6 @@ def _train_labeller(train: list, n_labels: int, epochs: int, width: int = 32, lr
 def ex02_implicit_vs_spectral(train: list, test: list, n_labels: int, epochs: int = 2, **kw) -> dict:
     """02, exercise 1: the Table 5 network with spectral vs implicit diffusion (prepared items):
     test accuracy (%) and seconds per epoch."""
-    from ..train import accuracy
-
     out = {}
     for method in ("spectral", "implicit"):
         net, hist = _train_labeller(train, n_labels, epochs, method=method, **kw)
@@ -65,8 +60,6 @@ def ex02_implicit_vs_spectral(train: list, test: list, n_labels: int, epochs: in
 def ex02_eigenpairs_training(train_items, test_items, label_of, n_labels: int, ks=(2, 8, 32, 128),
                              epochs: int = 15, **kw) -> dict:
     """02, exercise 2: Table 5 accuracy (%) with k eigenpairs in the spectral diffusion (paper Fig. 13)."""
-    from ..train import accuracy
-
     out = {}
     for k in ks:   # operators are cached with 128 eigenpairs: a smaller k reuses the first k
         net, _ = _train_labeller(_prepared(train_items, label_of, k=k), n_labels, epochs, **kw)
@@ -79,8 +72,6 @@ def ex02_hks_inputs(train_items, test_items, label_of, n_labels: int, reference:
     """02, exercise 3: xyz vs HKS inputs: accuracy (%) and left/right swaps: the share (%) of the test
     vertices away from the mid-plane (template |x| > 5 % of its height) whose predicted patch
     centre lies on the other side of the body."""
-    from ..train import predict_labels
-
     v = reference.vertices - reference.vertices.mean(0)
     x = v[:, 0]                                            # lateral coordinate of the template (y is up)
     out = {}
@@ -98,8 +89,6 @@ def ex02_hks_inputs(train_items, test_items, label_of, n_labels: int, reference:
 
 def ex02_point_clouds(train_items, test_items, label_of, n_labels: int, epochs: int = 15, **kw) -> dict:
     """02, exercise 4: train on meshes or on their vertices as point clouds, test on both: accuracy (%)."""
-    from ..train import accuracy
-
     data = {c: (_prepared(train_items, label_of, cloud=c), _prepared(test_items, label_of, cloud=c)) for c in (False, True)}
     name = {False: "mesh", True: "cloud"}
     out = {}
@@ -115,9 +104,6 @@ def ex02_inward_normals(items, width: int = 32, seed: int = 0) -> dict:
     triangles flipped (outward normals) and with faces unchanged (inward normals): largest output
     difference, and how often the predicted side agrees with the one predicted on the shape."""
     import torch
-
-    from ..diffusion import DiffusionNet
-    from ..train import predict_labels, prepare
 
     torch.manual_seed(seed)
     net = DiffusionNet(16, 2, width=width, n_blocks=4, gradient_mode="complex", dropout=False).eval()
@@ -139,8 +125,6 @@ def ex02_inward_normals(items, width: int = 32, seed: int = 0) -> dict:
 def ex02_learned_times_init(train: list, test: list, n_labels: int, epochs: int = 15, inits=(0.0, 0.1), **kw) -> dict:
     """02, exercise 6: learned times initialised at 0 (DiffusionNet) or 0.1: median time per block
     after training, and test accuracy (%)."""
-    from ..train import accuracy
-
     out = {}
     for t0 in inits:
         net, _ = _train_labeller(train, n_labels, epochs, init_time=t0, **kw)

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..meps import add_noise, label_set, PointSignatureNet, prepare
+from ..train import fit, labelling_loss, predict_labels
+from ..fmaps import p2p_to_fmap, SpectralBasis, zoomout
+from ..metrics import GeodesicEvaluator
+from .. import Shape
+from ..data.synthetic.variants import decimate
+
 
 
 def _train(relation: str, items, n_labels: int, epochs: int, meta_widths, lr: float = 1e-2, seed: int = 0):
     import torch
-
-    from ..meps import PointSignatureNet
-    from ..train import fit, labelling_loss
 
     torch.manual_seed(seed)
     net = PointSignatureNet(n_labels, relation, meta_widths=meta_widths)
@@ -19,8 +23,6 @@ def _train(relation: str, items, n_labels: int, epochs: int, meta_widths, lr: fl
 
 
 def _label_accuracy(net, items, labels) -> float:
-    from ..train import predict_labels
-
     return float(100 * np.mean([np.mean(predict_labels(net, P) == labels) for P in items]))
 
 
@@ -44,8 +46,6 @@ def ex03_shared_gap(P_train, P_test, labels, n_labels: int, epochs: int = 20, me
 def ex03_exact_labels(train_vertices, test_vertices, reference_vertices, sizes=(100, 200, 300), epochs: int = 20,
                       meta_widths=(32, 64, 64), k: int = 20) -> dict:
     """03, exercise 3: every point its own label; label accuracy (= accuracy at zero error) vs n."""
-    from ..meps import label_set, prepare
-
     out = {}
     for n in sizes:
         L = label_set(reference_vertices, n, n)
@@ -57,8 +57,6 @@ def ex03_exact_labels(train_vertices, test_vertices, reference_vertices, sizes=(
 
 def ex03_rotations(models: dict, test_points, labels, degrees: float = 30.0, k: int = 20) -> dict:
     """03, exercise 6: accuracy of the trained models on test shapes rotated about the vertical (y) axis."""
-    from ..meps import prepare
-
     a = np.radians(degrees)
     R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     rotated = prepare([p @ R.T for p in test_points], [labels] * len(test_points), k=k)
@@ -76,9 +74,6 @@ def ex03_refinement(reference, test_shape, points, predicted, k_init: int = 20, 
     ``n_eval`` random test vertices, before and after."""
     from scipy.spatial import cKDTree
 
-    from ..fmaps import SpectralBasis, p2p_to_fmap, zoomout
-    from ..metrics import GeodesicEvaluator
-
     p2p = np.asarray(predicted)[cKDTree(test_shape.vertices[points]).query(test_shape.vertices)[1]]   # every test vertex
     b_ref, b_test = (SpectralBasis.from_shape(s, k_final, device="cpu") for s in (reference, test_shape))
     _, refined = zoomout(p2p_to_fmap(p2p, b_ref, b_test, k_init, k_init), b_ref, b_test, k_final)
@@ -94,10 +89,6 @@ def ex03_mesh_graphs(train_vertices, test_vertices, reference, n_faces: int = 60
     copies (the k-NN graph is rebuilt on the noisy points, the one-ring is not). Returns the label
     accuracy per σ and the fraction of neighbour slots that the noise changed at the largest σ."""
     from scipy.spatial import cKDTree
-
-    from .. import Shape
-    from ..data.synthetic.variants import decimate
-    from ..meps import add_noise, label_set, prepare
 
     coarse = decimate(reference, n_faces)
     L = label_set(coarse.vertices, coarse.n_vertices, n_labels)          # FPS order of all template vertices, patch labels

@@ -5,12 +5,14 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..fmaps import axiomatic_zoomout, default_extractor, diff_zoomout, fmap_to_p2p, FmapTrainConfig as C, predict_map, train_unsupervised, zoomout
+from ..kernels import sdpa_kernel_name, SoftMap
+from ..experiments import checkpoints, fmaps, scoring
+
 
 def ex04_zoomout_step(C0, basis1, basis2, evaluate, k_final: int = 130, steps=(10, 1)) -> dict:
     """04, exercise 1: classic ZoomOut with step 1 (the original algorithm) vs 10: error and time."""
     import time
-
-    from ..fmaps import zoomout
 
     out = {}
     for step in steps:
@@ -25,8 +27,6 @@ def ex04_sigma_sweep(C_init, basis1, basis2, evaluate, sigmas=(1e-3, 1e-2, 1e-1)
     distance to the hard ZoomOut's C (same schedule) and the norm of the gradient w.r.t. C_init of
     ‖[C_refined]_{1:k,1:k} − C_init‖² taken through the refinement (the consistency loss's path)."""
     import torch
-
-    from ..fmaps import diff_zoomout, fmap_to_p2p, zoomout
 
     k = C_init.shape[0]
     C_hard, _ = zoomout(C_init, basis1, basis2, k + n_iter * step, step=step)
@@ -46,8 +46,6 @@ def ex04_orientation_term(pair: dict, evaluate, w_orients=(0.0, 1.0, 1e3), **set
     term (``pair``: a dict of the notebook's ``prepare``): errors before/after ZoomOut and ‖C_init‖."""
     import torch
 
-    from ..fmaps import axiomatic_zoomout
-
     out = {}
     for w in w_orients:
         r = axiomatic_zoomout(pair["o1"], pair["o2"], pair["b1"], pair["b2"], w_orient=w, **settings)
@@ -65,8 +63,6 @@ def ex04_backends_timing(sizes=(2000, 10000, 20000), backends=("torch", "sdpa"),
     import time
 
     import torch
-
-    from ..kernels import SoftMap, sdpa_kernel_name
 
     g = torch.Generator().manual_seed(seed)
     out = {"sdpa kernel": sdpa_kernel_name(p=p + 1, d=d)}
@@ -92,8 +88,6 @@ def ex04_backends_timing(sizes=(2000, 10000, 20000), backends=("torch", "sdpa"),
 def _fmap_net(train_data: list, cfg, n_steps: int, width: int, refine_every: int, seed: int = 0):
     import torch
 
-    from ..fmaps import default_extractor, train_unsupervised
-
     torch.manual_seed(seed)
     net, _ = default_extractor(train_data[0].x.shape[1], cfg.n_features, width=width)
     net = net.to(train_data[0].x.device)
@@ -106,10 +100,8 @@ def _fmap_net(train_data: list, cfg, n_steps: int, width: int, refine_every: int
 
 
 def _fmap_errors(net, test_data: list, evaluators: list, cfg) -> dict:
-    from ..fmaps import predict_map
-
-    return {name: float(np.median([ev(predict_map(net, a, b, cfg, refine=ref)[0]) for (a, b), ev in zip(test_data, evaluators)]))
-            for name, ref in (("features NN", False), ("+ ZoomOut", True))}
+    return {name: float(np.median([ev(predict_map(net, a, b, cfg, stage=stage)[0]) for (a, b), ev in zip(test_data, evaluators)]))
+            for name, stage in (("features NN", "features"), ("+ ZoomOut", "zoomout"))}
 
 
 def ex04_consistency_loss(train_data: list, test_data: list, evaluators: list, cfg=None, n_steps: int = 100,
@@ -119,8 +111,6 @@ def ex04_consistency_loss(train_data: list, test_data: list, evaluators: list, c
     the centred features: a mean eigenvalue — smaller is smoother). ``trained``: a network already
     trained with ``cfg`` (the notebook's), used as the "with consistency" run."""
     import torch
-
-    from ..fmaps import FmapTrainConfig
 
     cfg = cfg or FmapTrainConfig.paper()
     a = test_data[0][0]
@@ -142,8 +132,6 @@ def ex04_paper_vs_code(train_data: list, test_data: list, evaluators: list, n_st
     """04, exercise 6: the same short training under the paper's settings, the public code's, and the
     code's with one of its differences undone at a time: median test errors before (same seed, same
     evaluation settings) and after training, and how far training moved the weights (relative change)."""
-    from ..fmaps import FmapTrainConfig as C
-
     configs = configs or {"paper": C.paper(), "code": C.code(), "code, lr 1e-3": C.code(lr=1e-3),
                           "code, k 30 -> 130": C.code(k_init=30), "code, absolute sigma": C.code(relative_sigma=False),
                           "code, unscaled losses": C.code(loss_scale=1.0, normalize_by_k2=False),
@@ -165,26 +153,24 @@ def ex04_train_vs_test(name: str = "fmaps_faust_r_unsupervised", n_pairs: int = 
                        pairs=None, threshold: float = 10.0) -> dict:
     """04, exercise 7: the committed model on random FAUST_r *training* pairs (two shapes of 000–079,
     ``pairs`` or ``n_pairs`` drawn with ``seed``) next to its record's 190 test pairs: each side's
-    :func:`shapelib.fmaps_eval.failure_anatomy` (share of pairs above ``threshold``, median, the share
+    :func:`shapelib.experiments.scoring.failure_anatomy` (share of pairs above ``threshold``, median, the share
     of the large errors on mirror-side vertices), the training pairs' scores with their training loss
     at the final weights, and the mean loss of the pairs above ``threshold`` and of the others. The
     same failure on pairs it was trained on says it is not a generalisation gap; a higher loss on
     those pairs says the objective sees the failure, so that more training pushes against it.
     About 15 s a pair on one CPU thread."""
-    from .. import checkpoints, fmaps_eval
-
     if pairs is None:
         rng, chosen = np.random.default_rng(seed), set()
         while len(chosen) < n_pairs:
             a, b = sorted(int(i) for i in rng.choice(80, 2, replace=False))
             chosen.add(f"tr_reg_{a:03d}<-tr_reg_{b:03d}")
         pairs = sorted(chosen)
-    results = {p: fmaps_eval.trained_pair(p, name) for p in pairs}
+    results = {p: fmaps.trained_pair(p, name) for p in pairs}
     scores = {p: {**r["score"], "loss": r["loss"]["loss"]} for p, r in results.items()}
-    train = fmaps_eval.failure_anatomy(list(scores), [s["error"] for s in scores.values()],
+    train = scoring.failure_anatomy(list(scores), [s["error"] for s in scores.values()],
                                        [s["mirror_share"] for s in scores.values()],
                                        [s["flipped"] for s in scores.values()], threshold)
-    test = fmaps_eval.anatomy_of_record(checkpoints.load_record(name), threshold=threshold)
+    test = fmaps.anatomy_of_record(checkpoints.load_record(name), threshold=threshold)
     swapped = [s["loss"] for s in scores.values() if s["error"] > threshold]
     others = [s["loss"] for s in scores.values() if s["error"] <= threshold]
     return {"train": train, "test": test, "train_pairs": scores,

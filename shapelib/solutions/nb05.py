@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import Shape, implicit as im
+from ..metrics import chamfer_distance, part_distances
+from ..train import farthest_point_sampling
+
 
 
 def ex05_collapsed_pairs(x_before: np.ndarray, x_after: np.ndarray, tol: float = 1e-4) -> dict:
@@ -24,9 +28,6 @@ def ex05_regulariser(model, x0, src: int, tgt: int, target_points, lams=(0.0, 0.
     (smallest singular value σ_min of ∇ₓΦ at the source, Fig. 3). λ matters where σ_min ≲ λ."""
     import torch
 
-    from .. import implicit as im
-    from ..metrics import chamfer_distance
-
     phi = im.layer_feature_fn(model.net, layers, weights)
     J = torch.func.vmap(torch.func.jacfwd(phi), in_dims=(0, None))(torch.as_tensor(x0, dtype=torch.float32), model.z(src))
     s_min = torch.linalg.svdvals(J.detach())[:, -1].numpy()                                 # (n,) per point
@@ -43,9 +44,6 @@ def ex05_regulariser(model, x0, src: int, tgt: int, target_points, lams=(0.0, 0.
 def ex05_eta(model, shapes, pairs, etas=(0.0, 0.1, 0.5), n_eval: int = 512, face_parts=None, **match) -> dict:
     """05, exercise 2: deformation feature Φ⁽³⁾ ⊕ η·Φ⁽⁶⁾ for several η — whole-shape CD to the target
     and, with per-face part labels (synthetic chairs), the part-averaged CD (Experiment 3)."""
-    from .. import implicit as im
-    from ..metrics import chamfer_distance, part_distances
-
     out = {eta: {"CD": [], "part CD": []} for eta in etas}
     for p, (a, b) in enumerate(pairs):
         src, tgt = shapes[a], shapes[b]
@@ -67,9 +65,6 @@ def _silhouettes(model, shapes, src: int = 0, n_fps: int = 8, **match) -> list:
     from scipy.spatial import cKDTree
     from sklearn.metrics import silhouette_score
 
-    from .. import implicit as im
-    from ..train import farthest_point_sampling
-
     others = [k for k in range(len(shapes)) if k != src]
     x0 = np.repeat(shapes[src].vertices[farthest_point_sampling(shapes[src].vertices, n_fps, seed=0)], len(others), 0)
     group, tgt_of = np.repeat(np.arange(n_fps), len(others)), np.tile(others, n_fps)
@@ -85,8 +80,6 @@ def ex05_shallow_network(D, widths=(128, 128, 128, 64), latent_dim: int = 32, ep
                          seed: int = 0, **match) -> dict:
     """05, exercise 4: a 4-layer auto-decoder on the same chairs, then Experiment 5's silhouettes per
     layer: is the last hidden layer still the least distinctive?"""
-    from .. import implicit as im
-
     model, hist = im.fit_auto_decoder(D, latent_dim=latent_dim, widths=widths, epochs=epochs, lr=lr, code_lr=3e-2,
                                       points_per_shape=1024, seed=seed, progress=False)
     sil = _silhouettes(model, D.shapes, **match)
@@ -98,9 +91,6 @@ def ex05_shallow_network(D, widths=(128, 128, 128, 64), latent_dim: int = 32, ep
 def ex05_largest_piece(recs, shapes, n: int = 2048) -> dict:
     """05, exercise 5: reconstruction CD×1e3 of each marching-cubes chair, whole and with only its
     largest connected piece (floating blobs — and any broken-off leg — dropped)."""
-    from .. import Shape
-    from ..metrics import chamfer_distance
-
     full, main = [], []
     for r, s in zip(recs, shapes):
         comp = r.components()

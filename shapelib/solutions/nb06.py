@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import Shape
+from .. import cpnet, Shape
+from ..geodesics import geodesic_distances
 
 
 def ex06_cloud_geodesics(mesh: Shape, sources, sizes=(256, 512, 1024, 2048), seed: int = 0) -> dict:
     """06, exercise: k-NN graph geodesics on sampled clouds vs heat-method geodesics on the mesh
     (median relative difference, distances ÷ bounding-box diagonal) as the cloud gets denser."""
     from scipy.spatial import cKDTree
-
-    from ..geodesics import geodesic_distances
 
     sources = np.atleast_1d(sources)
     diag = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
@@ -30,8 +29,6 @@ def ex06_cloud_geodesics(mesh: Shape, sources, sizes=(256, 512, 1024, 2048), see
 def _train_pointnet(sets, inputs, train, epochs: int, width: int, seed: int = 0, **kw):
     import torch
 
-    from .. import cpnet
-
     torch.manual_seed(seed)
     net = cpnet.make_backbone("PointNet", width=width)
     cpnet.train_embeddings(net, sets, inputs, train, epochs, progress=False, **kw)
@@ -39,8 +36,6 @@ def _train_pointnet(sets, inputs, train, epochs: int, width: int, seed: int = 0,
 
 
 def _held_out(sets, inputs, net, held_out):
-    from .. import cpnet
-
     E = cpnet.embed(net, inputs)
     return sets.subset(held_out), [E[i] for i in held_out], E
 
@@ -48,8 +43,6 @@ def _held_out(sets, inputs, net, held_out):
 def ex06_lambda(sets, inputs, train, held_out, lams=(0.1, 1.0, 10.0), epochs: int = 80, width: int = 32) -> dict:
     """06, exercise 1: PointNet trained with L_pull + λ L_push for several λ: held-out mGE and the
     embedding spread (mean per-dimension std over all models)."""
-    from .. import cpnet
-
     out = {}
     for lam in lams:
         ev, E_ev, E = _held_out(sets, inputs, _train_pointnet(sets, inputs, train, epochs, width, lam=lam), held_out)
@@ -60,8 +53,6 @@ def ex06_lambda(sets, inputs, train, held_out, lams=(0.1, 1.0, 10.0), epochs: in
 def ex06_mining(sets, inputs, train, held_out, epochs: int = 80, width: int = 32, checkpoints=(5, 10, 20, 40, 80)) -> dict:
     """06, exercise 2: hard-negative mining on / off — held-out mGE after each checkpoint epoch."""
     import torch
-
-    from .. import cpnet
 
     out = {}
     for label, mining in (("mined", True), ("all negatives", False)):
@@ -83,8 +74,6 @@ def ex06_constant_push(sets, inputs, train, held_out, epochs: int = 80, width: i
     """06, exercise 3: the geodesic push (Eq. 3) vs a constant margin (default: the mean of Eq. 2's
     set distances). Held-out mGE over all sets and over the *adjacent* sets (those whose nearest
     other set is closer than the median nearest-set distance: seat corners next to back corners)."""
-    from .. import cpnet
-
     D = sets.subset(train).set_distances()
     off = D[D > 0]
     const = np.where(D > 0, float(off.mean()) if margin is None else margin, 0.0)
@@ -102,8 +91,6 @@ def ex06_missing_parts(sets, embeddings) -> dict:
     """06, exercise 4: mGE of the optional sets (absent on some models: a chair's arms) vs the sets
     every model has — over pairs of *different* models (the p = q terms are 0 and, for a set on
     fewer models, a larger share of its terms)."""
-    from .. import cpnet
-
     e = cpnet.mge_errors(sets, embeddings)
     optional = np.flatnonzero(~sets.present.all(0))
     cross = e["p_model"] != e["q_model"]
@@ -119,8 +106,6 @@ def ex06_rotations(sets, nets: dict, k_eig: int = 64, seed: int = 0) -> dict:
     from dataclasses import replace
 
     from scipy.spatial.transform import Rotation
-
-    from .. import cpnet
 
     rot = replace(sets, points=[(p @ Rotation.random(random_state=seed + m).as_matrix().T).astype(np.float32)
                                 for m, p in enumerate(sets.points)])
