@@ -75,8 +75,11 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
     """Weak Laplacian and lumped mass of a shape.
 
     method
-        ``'auto'``: ``'cotan'`` for meshes, ``'pointcloud'`` for clouds.
-        ``'cotan'``: :func:`cotan_laplacian` + :func:`lumped_mass` (manifold meshes).
+        ``'auto'``: ``'cotan'`` for meshes, ``'pointcloud'`` for clouds; a mesh whose only
+        non-manifold defect is bow-tie vertices (e.g. every mesh of the original SCAPE release has
+        one) gets ``'robust'`` with a warning naming the vertices.
+        ``'cotan'``: :func:`cotan_laplacian` + :func:`lumped_mass` (manifold meshes; strict: any
+        non-manifold edge or bow-tie vertex raises `NonManifoldError`).
         ``'robust'``: robust_laplacian's intrinsic-Delaunay (tufted cover) Laplacian — for
         non-manifold or badly shaped meshes (Sharp & Crane 2020).
         ``'pointcloud'``: robust_laplacian's point-cloud Laplacian over ``n_neighbors`` neighbours.
@@ -86,7 +89,7 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
     Returns ``L`` (sparse csc, ``(n, n)``) and ``M`` (``(n,)`` vertex areas).
     """
     if method == "auto":
-        method = "cotan" if shape.is_mesh else "pointcloud"
+        method = _auto_method(shape)
     if method in ("cotan", "robust"):
         shape._require_mesh(f"laplacian(method={method!r})")
     if method in ("cotan", "robust", "pointcloud"):  # the one validation step (see Shape.check_operators_ready)
@@ -109,6 +112,28 @@ def laplacian(shape: Shape, method: str = "auto", n_neighbors: int = 30) -> tupl
     return sp.csc_matrix(L), np.asarray(M.diagonal()).ravel()
 
 
+def _auto_method(shape: Shape) -> str:
+    """``method='auto'``: ``'pointcloud'`` for clouds, ``'cotan'`` for meshes, ``'robust'`` (with a
+    warning) for meshes whose bow-tie vertices are their only non-manifold defect. The cotan
+    formula needs one fan of faces around each vertex; robust_laplacian's intrinsic tufted cover is
+    built for non-manifold input (Sharp & Crane 2020) and is DiffusionNet's own operator, so the
+    default path works on such data while ``method='cotan'`` stays strict. Non-manifold edges
+    still raise: there the mesh itself is damaged (three sheets share an edge), not just pinched."""
+    if not shape.is_mesh:
+        return "pointcloud"
+    r = shape.report()
+    if r.non_manifold_vertices and not r.non_manifold_edges:
+        warnings.warn(
+            f"{shape!r} has {r.non_manifold_vertices} non-manifold (bow-tie) vertices where separate fans "
+            f"of faces touch (first: {shape.bowtie_vertices()[:5].tolist()}), which the cotan Laplacian "
+            "cannot handle: using method='robust' (robust_laplacian's intrinsic Delaunay Laplacian, made "
+            "for non-manifold meshes). Pass method='cotan' to refuse such meshes instead, or repair them "
+            "(e.g. pymeshlab 'meshing_repair_non_manifold_vertices', which splits those vertices).",
+            stacklevel=3)
+        return "robust"
+    return "cotan"
+
+
 def graph_laplacian(shape: Shape, n_neighbors: int = 30) -> tuple[sp.csc_matrix, np.ndarray]:
     """Combinatorial Laplacian ``D − A`` of the mesh edges (symmetrised k-NN graph for clouds)
     and unit masses ``(n,)``: purely connectivity, no geometry (units: 1/hop²)."""
@@ -120,6 +145,16 @@ def graph_laplacian(shape: Shape, n_neighbors: int = 30) -> tuple[sp.csc_matrix,
 
 
 # ----------------------------------------------------------------------------- eigenbasis
+
+
+def _check_k(k, what: str) -> int:
+    """``k`` as a positive int, or a ValueError naming the value (a negative ``k`` used to slice
+    ``evals[:k]``: n − 5 eigenpairs for ``k=-5``; ``k=0`` an empty basis)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer, float, np.floating)) \
+            or not float(k).is_integer() or k < 1:
+        raise ValueError(f"{what}(k={k!r}): k is the number of eigenpairs and must be a positive integer "
+                         "(e.g. k=128; it is capped at n − 1 for small shapes).")
+    return int(k)
 
 
 def eigenbasis(L: sp.spmatrix, M: np.ndarray, k: int = 128, shift: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +175,7 @@ def eigenbasis(L: sp.spmatrix, M: np.ndarray, k: int = 128, shift: float = 1e-8)
     Returns ``evals (k,) float`` ascending (≥ 0, 1/length²) and ``evecs (n, k) float``.
     """
     n = L.shape[0]
+    k = _check_k(k, "eigenbasis")
     M = np.asarray(M, dtype=np.float64).ravel()
     if M.shape != (n,) or not np.all(M > 0):
         raise ValueError("eigenbasis needs a positive lumped mass for every vertex; zero mass means "
@@ -423,13 +459,20 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
     replaces it. A cached file that is unreadable, lacks an array or has arrays of the wrong
     shape is recomputed with a warning, never used.
 
-    ``method``/``n_neighbors``: see :func:`laplacian`; ``n_neighbors`` also sets the cloud
-    gradient stencil (DiffusionNet uses 30).
+    ``method``/``n_neighbors``: see :func:`laplacian` (``'auto'`` falls back to ``'robust'``, with a
+    warning, on meshes with bow-tie vertices; ``method='cotan'`` refuses them); ``n_neighbors`` also
+    sets the cloud gradient stencil (DiffusionNet uses 30). ``ops.params['method']`` says which
+    Laplacian was used.
     """
-    k = int(min(k, shape.n_vertices - 1))
-    if method == "auto":
+    k = int(min(_check_k(k, "compute_operators"), shape.n_vertices - 1))
+    auto = method == "auto"
+    if auto:  # a mesh with bow-tie vertices is switched to 'robust' below (_auto_method), after the cache lookup
         method = "cotan" if shape.is_mesh else "pointcloud"
-    key = {"method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
+
+    def keyed(method: str) -> dict:
+        return {"method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
+
+    key = keyed(method)
     params = {"k": k, **key}
 
     def build() -> dict:
@@ -440,20 +483,33 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
         gx, gy = gradient_operator(shape.vertices, frames, i, j)
         return Operators(L, M, evals, evecs, gx, gy, frames, params)._arrays()
 
-    if not cache:
-        return Operators._from_arrays(build(), params)
-    try:
-        path = cache_path("operators", shape.content_hash(), {**key, "layout": "largest-k"})
-    except CacheDirError as exc:
-        warnings.warn(f"shapelib: {exc} Continuing without the cache.")
-        return Operators._from_arrays(build(), params)
-    arrays = load_npz(path, check=lambda a: check_operator_arrays(a, shape.n_vertices))
-    if arrays is not None and len(arrays["evals"]) >= k:
+    def cached():
+        """(path or None, the cached arrays when they hold ≥ k eigenpairs, else None)."""
+        if not cache:
+            return None, None
+        try:
+            path = cache_path("operators", shape.content_hash(), {**key, "layout": "largest-k"})
+        except CacheDirError as exc:
+            warnings.warn(f"shapelib: {exc} Continuing without the cache.")
+            return None, None
+        arrays = load_npz(path, check=lambda a: check_operator_arrays(a, shape.n_vertices))
+        return path, (arrays if arrays is not None and len(arrays["evals"]) >= k else None)
+
+    path, arrays = cached()
+    # a cached cotan basis of this exact content was built by the strict cotan check, so the mesh has no
+    # bow-tie: only a miss needs the (tens of ms) bow-tie test of method='auto'
+    if arrays is None and auto and method == "cotan" and _auto_method(shape) == "robust":
+        method = "robust"
+        key = keyed(method)
+        params = {"k": k, **key}
+        path, arrays = cached()
+    if arrays is not None:
         arrays["evals"], arrays["evecs"] = arrays["evals"][:k], arrays["evecs"][:, :k]
         return Operators._from_arrays(arrays, params)
     arrays = build()
-    try:
-        save_npz(path, arrays)
-    except OSError as exc:  # read-only disk etc.: still return the result
-        warnings.warn(f"shapelib: could not write cache {path} ({exc}); continuing without cache.")
+    if path is not None:
+        try:
+            save_npz(path, arrays)
+        except OSError as exc:  # read-only disk etc.: still return the result
+            warnings.warn(f"shapelib: could not write cache {path} ({exc}); continuing without cache.")
     return Operators._from_arrays(arrays, params)

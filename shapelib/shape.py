@@ -7,7 +7,10 @@ Conventions used throughout shapelib
   or ``None`` for a point cloud.
 * ``normals``: optional ``(n, 3) float64`` unit vectors (read from files that carry them).
 
-A `Shape` is immutable in spirit: methods return new shapes. Construction validates the
+Methods return new shapes. Editing ``vertices``/``faces``/``normals`` in place or assigning new
+arrays is allowed and safe: every memoised result (content hash, normals, edges, report, the
+operator-cache key) is keyed on a checksum of the arrays and recomputed after an edit, which is
+checked again like a new shape. Construction validates the
 arrays (wrong shapes, NaN/inf, empty input, out-of-range or repeated face indices) and
 raises :class:`~shapelib.errors.ShapeError` with a message naming the problem and the fix.
 Softer defects (duplicate or unreferenced vertices, zero-area faces, non-manifold edges and
@@ -18,6 +21,7 @@ runs first, raising a :class:`~shapelib.errors.ShapeError` that names the defect
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +71,29 @@ class Shape:
     name : str, optional — shown in plots and error messages.
     """
 
-    __slots__ = ("vertices", "faces", "normals", "name", "_cache")
+    __slots__ = ("_vertices", "_faces", "_normals", "name", "_memo", "_memo_key")
 
     def __init__(self, vertices, faces=None, normals=None, name: str = ""):
         self.name = str(name)
-        label = f" of shape {self.name!r}" if self.name else ""
+        v = self._checked_vertices(vertices)
+        f = self._checked_faces(faces, len(v))
+        self._vertices, self._faces = v, f
+        self._normals = self._checked_normals(normals, v.shape)
+        self._memo: dict = {}
+        self._memo_key = None
+
+    # ------------------------------------------------------------------ arrays, validation, memos
+    # The arrays stay ordinary writable numpy arrays (torch.as_tensor shares their memory without a
+    # warning, notebooks may edit them). Everything derived from them (content hash, normals, edges,
+    # report, solvers other modules keep in ``_cache``) is memoised under a checksum of their bytes,
+    # checked at every access: an edit in place (``s.vertices *= 2``) or an assignment empties the
+    # memo and re-runs the construction checks, so a result is never computed from stale arrays.
+
+    def _label(self) -> str:
+        return f" of shape {self.name!r}" if self.name else ""
+
+    def _checked_vertices(self, vertices, copy: bool = True) -> np.ndarray:
+        label = self._label()
         v = np.asarray(vertices)
         if v.ndim != 2 or v.shape[1] != 3:
             raise ShapeError(
@@ -82,7 +104,8 @@ class Shape:
             raise ShapeError(f"vertices{label} is empty: a shape needs at least one vertex.")
         if not np.issubdtype(v.dtype, np.number):
             raise ShapeError(f"vertices{label} must be numeric, got dtype {v.dtype}.")
-        v = v.astype(np.float64, copy=True)
+        if copy:
+            v = v.astype(np.float64, copy=True)
         bad = ~np.isfinite(v).all(axis=1)
         if bad.any():
             idx = np.flatnonzero(bad)
@@ -90,54 +113,121 @@ class Shape:
                 f"vertices{label} contain NaN or inf at {bad.sum()} vertices (first: {idx[:5].tolist()}). "
                 "Remove or repair those points before building a Shape."
             )
-        self.vertices = v
+        return v
 
-        if faces is not None:
-            f = np.asarray(faces)
-            if f.size == 0:
-                f = np.zeros((0, 3), dtype=np.int64)
-            if f.ndim != 2 or f.shape[1] != 3:
-                raise ShapeError(
-                    f"faces{label} must be an (m, 3) integer array of triangles, got shape {f.shape}. "
-                    "Triangulate polygons first (e.g. trimesh or meshio), or pass faces=None for a point cloud."
-                )
-            if not np.issubdtype(f.dtype, np.integer):
-                if np.issubdtype(f.dtype, np.floating) and np.all(f == np.round(f)):
-                    f = f.astype(np.int64)
-                else:
-                    raise ShapeError(f"faces{label} must hold integer vertex indices, got dtype {f.dtype}.")
+    def _checked_faces(self, faces, n: int, copy: bool = True) -> np.ndarray | None:
+        if faces is None:
+            return None
+        label = self._label()
+        f = np.asarray(faces)
+        if f.size == 0:
+            f = np.zeros((0, 3), dtype=np.int64)
+        if f.ndim != 2 or f.shape[1] != 3:
+            raise ShapeError(
+                f"faces{label} must be an (m, 3) integer array of triangles, got shape {f.shape}. "
+                "Triangulate polygons first (e.g. trimesh or meshio), or pass faces=None for a point cloud."
+            )
+        if not np.issubdtype(f.dtype, np.integer):
+            if np.issubdtype(f.dtype, np.floating) and np.all(f == np.round(f)):
+                f = f.astype(np.int64)
+            else:
+                raise ShapeError(f"faces{label} must hold integer vertex indices, got dtype {f.dtype}.")
+        if copy:
             f = f.astype(np.int64, copy=True)
-            if len(f) == 0:
-                raise ShapeError(
-                    f"faces{label} is empty. Pass faces=None to make a point cloud, or give triangles."
-                )
-            lo, hi = f.min(), f.max()
-            if lo < 0 or hi >= len(v):
-                raise ShapeError(
-                    f"faces{label} index vertices out of range [{lo}, {hi}] for {len(v)} vertices. "
-                    "Indices are 0-based: subtract 1 if they come from a 1-based format (.vts, MATLAB)."
-                )
-            rep = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
-            if rep.any():
-                raise ShapeError(
-                    f"{rep.sum()} faces{label} repeat a vertex index (first: face {np.flatnonzero(rep)[0]} = "
-                    f"{f[rep][0].tolist()}): they are not triangles. Drop them, e.g. "
-                    "faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]."
-                )
-        else:
-            f = None
-        self.faces = f
+        if len(f) == 0:
+            raise ShapeError(
+                f"faces{label} is empty. Pass faces=None to make a point cloud, or give triangles."
+            )
+        lo, hi = f.min(), f.max()
+        if lo < 0 or hi >= n:
+            raise ShapeError(
+                f"faces{label} index vertices out of range [{lo}, {hi}] for {n} vertices. "
+                "Indices are 0-based: subtract 1 if they come from a 1-based format (.vts, MATLAB)."
+            )
+        rep = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
+        if rep.any():
+            raise ShapeError(
+                f"{rep.sum()} faces{label} repeat a vertex index (first: face {np.flatnonzero(rep)[0]} = "
+                f"{f[rep][0].tolist()}): they are not triangles. Drop them, e.g. "
+                "faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]."
+            )
+        return f
 
-        if normals is not None:
-            nrm = np.asarray(normals, dtype=np.float64)
-            if nrm.shape != v.shape:
-                raise ShapeError(f"normals{label} must have the shape of vertices {v.shape}, got {nrm.shape}.")
-            length = np.linalg.norm(nrm, axis=1, keepdims=True)
-            if not np.isfinite(nrm).all() or (length < 1e-12).any():
-                raise ShapeError(f"normals{label} contain NaN/inf or zero vectors; recompute or drop them.")
-            nrm = nrm / length
-        self.normals = nrm if normals is not None else None
-        self._cache: dict = {}
+    def _checked_normals(self, normals, vshape, copy: bool = True) -> np.ndarray | None:
+        if normals is None:
+            return None
+        label = self._label()
+        nrm = np.asarray(normals, dtype=np.float64) if copy else normals
+        if nrm.shape != vshape:
+            raise ShapeError(f"normals{label} must have the shape of vertices {vshape}, got {nrm.shape}.")
+        length = np.linalg.norm(nrm, axis=1, keepdims=True)
+        if not np.isfinite(nrm).all() or (length < 1e-12).any():
+            raise ShapeError(f"normals{label} contain NaN/inf or zero vectors; recompute or drop them.")
+        if copy:
+            return nrm / length
+        if np.abs(length - 1.0).max() > 1e-12:  # edited in place: keep the documented unit length
+            nrm /= length
+        return nrm
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """``(n, 3) float64`` vertex positions. Editing them in place (``s.vertices *= 2``) or assigning
+        a new array is allowed: every memoised result (hash, normals, report, operators' cache key)
+        is recomputed from the new values."""
+        return self._vertices
+
+    @vertices.setter
+    def vertices(self, value) -> None:
+        v = self._checked_vertices(value)
+        if self._faces is not None and len(v) != len(self._vertices):
+            raise ShapeError(f"vertices{self._label()}: the new array has {len(v)} rows but the faces index "
+                             f"{len(self._vertices)} vertices. Build a new shape: shape.copy(vertices=..., faces=...).")
+        if self._normals is not None and self._normals.shape != v.shape:
+            raise ShapeError(f"vertices{self._label()}: the new array has {len(v)} rows but the normals "
+                             f"{len(self._normals)}. Build a new shape: shape.copy(vertices=..., normals=...).")
+        self._vertices = v
+
+    @property
+    def faces(self) -> np.ndarray | None:
+        """``(m, 3) int64`` triangles (0-based), or None for a point cloud (see `vertices` on edits)."""
+        return self._faces
+
+    @faces.setter
+    def faces(self, value) -> None:
+        self._faces = self._checked_faces(value, len(self._vertices))
+
+    @property
+    def normals(self) -> np.ndarray | None:
+        """``(n, 3) float64`` unit normals read from a file or given, or None (see `vertices` on edits)."""
+        return self._normals
+
+    @normals.setter
+    def normals(self, value) -> None:
+        self._normals = self._checked_normals(value, self._vertices.shape)
+
+    def _checksum(self) -> tuple:
+        """A fast checksum (crc32) of the arrays' bytes, shapes and dtypes: the key of the memo."""
+        key = [zlib.crc32(np.ascontiguousarray(self._vertices).data), self._vertices.shape]
+        for a in (self._faces, self._normals):
+            key += [None] if a is None else [zlib.crc32(np.ascontiguousarray(a).data), a.shape, a.dtype.str]
+        return tuple(key)
+
+    @property
+    def _cache(self) -> dict:
+        """The memo of results derived from the arrays (this class and other modules store in it).
+        Emptied when the arrays changed since it was filled; the changed arrays are then checked
+        again as at construction (NaN, out-of-range or repeated face indices raise `ShapeError`)."""
+        key = self._checksum()
+        if key != self._memo_key:
+            if self._memo_key is not None:  # edited in place since the memo was filled
+                self._checked_vertices(self._vertices, copy=False)
+                self._checked_faces(self._faces, len(self._vertices), copy=False)
+                if self._normals is not None:
+                    self._checked_normals(self._normals, self._vertices.shape, copy=False)
+                    key = self._checksum()  # normals may have been re-normalised
+            self._memo = {}
+            self._memo_key = key
+        return self._memo
 
     # ------------------------------------------------------------------ basics
     @property
@@ -173,7 +263,8 @@ class Shape:
 
     def content_hash(self) -> str:
         """A hex digest of (vertices, faces): the key of the on-disk operator cache."""
-        if "hash" not in self._cache:
+        memo = self._cache
+        if "hash" not in memo:
             h = hashlib.sha1()
             h.update(np.ascontiguousarray(self.vertices).tobytes())
             if self.faces is not None:
@@ -182,8 +273,8 @@ class Shape:
             if self.normals is not None:
                 h.update(b"normals")
                 h.update(np.ascontiguousarray(self.normals).tobytes())
-            self._cache["hash"] = h.hexdigest()
-        return self._cache["hash"]
+            memo["hash"] = h.hexdigest()
+        return memo["hash"]
 
     def _require_mesh(self, what: str):
         if not self.is_mesh:
@@ -230,8 +321,9 @@ class Shape:
         else PCA normals over 30 nearest neighbours, oriented away from the centroid (clouds)."""
         if self.normals is not None:
             return self.normals
-        if "vnormals" in self._cache:
-            return self._cache["vnormals"]
+        memo = self._cache
+        if "vnormals" in memo:
+            return memo["vnormals"].copy()
         if self.is_mesh:
             c = self._face_cross()  # area-weighted (|c| = 2 * area)
             n = np.zeros_like(self.vertices)
@@ -242,20 +334,21 @@ class Shape:
         length = np.linalg.norm(n, axis=1, keepdims=True)
         # isolated vertices get an arbitrary but valid normal
         n = np.where(length > 1e-300, n / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
-        self._cache["vnormals"] = n
-        return n
+        memo["vnormals"] = n
+        return n.copy()
 
     def edges(self) -> np.ndarray:
         """``(e, 2) int`` unique undirected edges ``i < j`` of a mesh."""
         self._require_mesh("edges")
-        if "edges" not in self._cache:
+        memo = self._cache
+        if "edges" not in memo:
             f = self.faces
             e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
             e.sort(axis=1)
             n = self.n_vertices
             key = np.unique(e[:, 0] * n + e[:, 1])
-            self._cache["edges"] = np.stack([key // n, key % n], axis=1)
-        return self._cache["edges"]
+            memo["edges"] = np.stack([key // n, key % n], axis=1)
+        return memo["edges"].copy()
 
     def mean_edge_length(self) -> float:
         """Mean edge length (meshes) or mean nearest-neighbour distance (clouds)."""
@@ -291,9 +384,10 @@ class Shape:
         """Count defects: duplicate/unreferenced vertices, zero-area faces (relative to the
         size, so any coordinate scale is judged alike), non-manifold edges, bow-tie vertices,
         seam vertices (coincident boundary vertices), boundary edges, connected components.
-        Cached (shapes are immutable)."""
-        if "report" in self._cache:
-            return self._cache["report"]
+        Memoised until the arrays change."""
+        memo = self._cache
+        if "report" in memo:
+            return memo["report"]
         n = self.n_vertices
         dup = self._n_duplicates()
         if not self.is_mesh:
@@ -319,7 +413,7 @@ class Shape:
                 non_manifold_vertices=int(len(self.bowtie_vertices())),
                 seam_vertices=self._n_duplicates(np.unique(np.r_[boundary // n, boundary % n])),
             )
-        self._cache["report"] = r
+        memo["report"] = r
         return r
 
     def _n_duplicates(self, subset=None) -> int:
@@ -342,8 +436,9 @@ class Shape:
         """``(b,) int`` non-manifold ("bow-tie") vertices: vertices where two or more fans of
         faces meet without sharing an edge through the vertex (e.g. two cones touching at the tip)."""
         self._require_mesh("bowtie_vertices")
-        if "bowties" in self._cache:
-            return self._cache["bowties"]
+        memo = self._cache
+        if "bowties" in memo:
+            return memo["bowties"].copy()
         f, n, m = self.faces, self.n_vertices, self.n_faces
         # corners c = 3*face + k; the faces sharing an edge (a, b) join their corners at a and at b
         k = np.arange(3)
@@ -361,8 +456,8 @@ class Shape:
         vert = f.ravel()
         pairs = np.unique(vert * (3 * m) + fan)  # distinct (vertex, fan) pairs
         n_fans = np.bincount(pairs // (3 * m), minlength=n)
-        self._cache["bowties"] = np.flatnonzero(n_fans > 1)
-        return self._cache["bowties"]
+        memo["bowties"] = np.flatnonzero(n_fans > 1)
+        return memo["bowties"].copy()
 
     def check_manifold(self, what: str = "this operation") -> None:
         """Raise :class:`NonManifoldError` (with the fix) if an edge has more than two faces or a
@@ -510,6 +605,17 @@ class Shape:
         nrm = None if self.normals is None else self.normals @ R.T
         return self.copy(vertices=self.vertices @ R.T + t, normals=nrm)
 
+    def mirrored(self, axis: int = 0) -> "Shape":
+        """The mirror image ``x_axis → −x_axis``, named ``<name>_mirror``. A reflection flips
+        orientation, so each triangle's vertex order is reversed (its normals keep pointing outwards)
+        and the normals are reflected."""
+        if axis not in (0, 1, 2):
+            raise ValueError(f"mirrored(axis={axis!r}): the axis is 0, 1 or 2 (x, y or z).")
+        flip = np.ones(3)
+        flip[axis] = -1.0
+        return Shape(self.vertices * flip, None if self.faces is None else self.faces[:, ::-1].copy(),
+                     None if self.normals is None else self.normals * flip, name=f"{self.name}_mirror")
+
     # ------------------------------------------------------------------ I/O
     @classmethod
     def read(cls, path, name: str | None = None) -> "Shape":
@@ -526,6 +632,9 @@ class Shape:
         path = Path(path)
         if not path.exists():
             raise ShapeIOError(f"No such file: {path}. Check the path (and $SHAPELIB_DATA for datasets).")
+        if not path.is_file():
+            raise ShapeIOError(f"{path} is a folder (or another non-file), not a mesh file. Move it away and put "
+                               "the mesh file there (re-download or re-export it).")
         name = path.stem if name is None else name
         suffix = path.suffix.lower()
         if suffix == ".npz":

@@ -153,9 +153,12 @@ def test_bowtie_vertex_is_reported_and_the_robust_laplacian_handles_it():
     np.testing.assert_array_equal(s.bowtie_vertices(), [0])
     assert _icosphere(1).report().non_manifold_vertices == 0
     with pytest.raises(NonManifoldError, match=r"bow-tie.*\[0\].*method='robust'"):
-        laplacian(s)
+        laplacian(s, method="cotan")  # the strict mode
     L, M = laplacian(s, method="robust")
     assert (M > 0).all() and abs(L @ np.ones(7)).max() < 1e-9
+    with pytest.warns(UserWarning, match=r"bow-tie.*\[0\].*method='robust'.*method='cotan' to refuse"):
+        La, Ma = laplacian(s)  # the default falls back to the robust Laplacian (issue #36)
+    assert abs(La - L).max() == 0 and np.array_equal(Ma, M)
 
 
 def test_disconnected_components_give_one_zero_eigenvalue_each():
@@ -449,3 +452,149 @@ def test_implicit_diffusion_uses_sparse_lu_on_cpu_as_documented(monkeypatch):
     layer = LearnedTimeDiffusion(2, method="implicit", init_time=0.1).double()
     y = layer(torch.randn(42, 2, dtype=torch.float64), ops)
     assert y.shape == (42, 2) and len(calls) == 2  # one LU per channel
+
+
+# ----------------------------------------------------------------------------- round 2 (issue #36)
+
+
+def test_editing_vertices_in_place_is_seen_by_every_memo(counted, tmp_path):
+    """``s.vertices *= 2`` after compute_operators used to return the stale cached operators
+    (λ1 stayed 2.0 instead of 0.5): hash, normals, edges and report were memoised on the arrays."""
+    s = _icosphere(2)
+    ev = compute_operators(s, k=4).evals
+    h, n0, r0 = s.content_hash(), s.vertex_normals(), s.report()
+    s.vertices *= 2
+    assert s.content_hash() != h and s.report() is not r0
+    np.testing.assert_allclose(compute_operators(s, k=4).evals, ev / 4, rtol=1e-9, atol=1e-12)
+    assert len(counted) == 2  # recomputed, not read from the cache file of the old vertices
+    R = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])  # a quarter turn about z: normals must follow
+    s.vertices[:] = s.vertices @ R.T
+    np.testing.assert_allclose(s.vertex_normals(), n0 @ R.T, atol=1e-12)
+    s.vertices = s.vertices @ R / 2  # assignment goes through the same checks
+    assert s.content_hash() == h
+    np.testing.assert_allclose(compute_operators(s, k=4).evals, ev, rtol=1e-12)
+    assert len(counted) == 2  # back to the first geometry: its cache file is used again
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s: s.vertices.__setitem__((3, 1), np.nan), "NaN or inf at 1 vertices"),
+    (lambda s: s.faces.__setitem__((0, 0), 10**6), r"out of range \[0, 1000000\]"),
+    (lambda s: s.faces.__setitem__((0, 0), s.faces[0, 1]), "repeat a vertex index"),
+])
+def test_invalid_edits_in_place_are_refused_at_the_next_use(edit, words):
+    s = _icosphere(1)
+    compute_operators(s, k=4, cache=False)
+    edit(s)
+    with pytest.raises(ShapeError, match=words):
+        compute_operators(s, k=4, cache=False)
+    with pytest.raises(ShapeError, match="new array has 5 rows but the faces"):
+        s.vertices = np.zeros((5, 3))
+    with pytest.raises(ShapeError, match="NaN"):
+        s.vertices = np.full((s.n_vertices, 3), np.nan)
+
+
+def test_returned_normals_and_edges_are_copies():
+    s = _icosphere(1)
+    n, e = s.vertex_normals(), s.edges()
+    n *= -1
+    e[:] = 0
+    assert (np.einsum("ij,ij->i", s.vertex_normals(), s.vertices) > 0).all() and s.edges().max() > 0
+
+
+@pytest.mark.parametrize("k", [-5, 0, 2.5, True, "8"])
+def test_non_positive_or_non_integer_k_is_refused(k):
+    """k=-5 used to return n − 5 eigenpairs (a slice), k=0 an empty basis."""
+    with pytest.raises(ValueError, match=r"k=.*must be a positive integer"):
+        compute_operators(_icosphere(1), k=k, cache=False)
+    with pytest.raises(ValueError, match=r"eigenbasis\(k=.*positive integer"):
+        s = _icosphere(1)
+        eigenbasis(cotan_laplacian(s.vertices, s.faces), lumped_mass(s.vertices, s.faces), k=k)
+    assert compute_operators(_icosphere(1), k=np.int64(4), cache=False).evals.shape == (4,)
+
+
+def _two_fans(n: int = 8) -> Shape:
+    """Two cone-shaped triangle fans (open disks) whose apices are ONE vertex: a bow-tie."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.c_[np.cos(t), np.sin(t), np.ones(n)]
+    v = np.vstack([[0, 0, 0], ring, ring * [1, 1, -1]])
+    f = [[0, 1 + i, 1 + (i + 1) % n] for i in range(n)] + [[0, 1 + n + (i + 1) % n, 1 + n + i] for i in range(n)]
+    return Shape(v, f, name="fans")
+
+
+def test_bowtie_meshes_get_the_robust_laplacian_by_default_and_cotan_stays_strict(counted):
+    """Every mesh of the original SCAPE release has one bow-tie vertex: compute_operators used to
+    refuse them all unless the user passed method='robust'."""
+    s = _two_fans()
+    for _ in range(2):  # through the disk cache: one eigensolve, the warning every time
+        with pytest.warns(UserWarning, match="bow-tie"):
+            assert compute_operators(s, k=6).params["method"] == "robust"
+    assert len(counted) == 1
+    assert s.report().non_manifold_vertices == 1 and s.report().non_manifold_edges == 0
+    with pytest.warns(UserWarning, match=r"'fans'.*1 non-manifold \(bow-tie\).*\[0\].*using method='robust'"):
+        ops = compute_operators(s, k=6, cache=False)
+    assert ops.params["method"] == "robust"
+    ref = compute_operators(s, k=6, method="robust", cache=False)
+    np.testing.assert_array_equal(ops.evals, ref.evals)
+    L = ops.L.toarray()
+    assert np.allclose(L, L.T) and abs(L.sum(1)).max() < 1e-12 and np.linalg.eigvalsh(L).min() > -1e-12
+    with pytest.raises(NonManifoldError, match=r"bow-tie.*\[0\]"):
+        compute_operators(s, k=6, method="cotan", cache=False)  # the strict mode
+
+
+def test_two_spheres_pinched_at_a_bowtie_vertex_keep_their_spectrum():
+    """The fallback is a sound operator: two unit spheres sharing one vertex behave as two spheres
+    (the first nonzero eigenvalue of each, 2, five times; a weak coupling through the pinch)."""
+    a = _icosphere(2)
+    n = a.n_vertices
+    other = np.r_[0, n + np.arange(n - 1)]  # vertex j of the mirrored copy; its vertex 0 is shared
+    v = np.vstack([a.vertices, (2 * a.vertices[0] - a.vertices)[1:]])
+    s = Shape(v, np.vstack([a.faces, other[a.faces[:, ::-1]]]))
+    np.testing.assert_array_equal(s.bowtie_vertices(), [0])
+    with pytest.warns(UserWarning, match="bow-tie"):
+        ev = compute_operators(s, k=8, cache=False).evals
+    sphere = compute_operators(a, k=4, cache=False).evals[1]
+    assert ev[1] < 0.15 * sphere
+    np.testing.assert_allclose(ev[2:7], sphere, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype, sigma, backend", [
+    ("float32", 1e-25, "dense"),  # 1/σ² overflows float32: the map was NaN
+    ("float64", 1e-170, "torch"),  # σ² underflows to 0: ZeroDivisionError
+    ("float64", 1e-170, "dense"),
+])
+def test_softmap_sigma_too_small_for_the_dtype(dtype, sigma, backend):
+    import torch
+
+    from shapelib.kernels import SoftMap
+
+    dt = getattr(torch, dtype)
+    F1, F2 = torch.randn(30, 3, dtype=dt), torch.randn(20, 3, dtype=dt)
+    with pytest.raises(ValueError, match=rf"sigma={sigma:g} is too small for torch.{dtype}.*overflows.*argmax"):
+        SoftMap(F1, F2, sigma, backend=backend)
+    out = SoftMap(F1, F2, 1e-2, backend=backend) @ torch.ones(30, 2, dtype=dt)
+    assert torch.isfinite(out).all() and torch.allclose(out, torch.ones_like(out))  # rows of Π sum to 1
+
+
+@pytest.mark.parametrize("which", ["desc1", "desc2"])
+def test_descriptor_fmap_refuses_nan_descriptors(which):
+    """A NaN descriptor used to reach MKL (a parameter error on stderr) and torch (INTERNAL ASSERT)."""
+    from shapelib.fmaps import SpectralBasis, descriptor_fmap
+
+    s = _icosphere(2)
+    ops = compute_operators(s, k=20, cache=False)
+    basis = SpectralBasis.from_operators(ops)
+    d = {"desc1": ops.hks(8), "desc2": ops.hks(8)}
+    d[which][17, 5] = np.nan
+    with pytest.raises(ValueError, match=rf"{which} contains NaN or inf at 1 entries \(first: vertex 17, column 5\)"):
+        descriptor_fmap(d["desc1"], d["desc2"], basis, basis, k1=10, k2=10, ops1=ops, ops2=ops)
+
+
+def test_spectral_basis_from_shape_advice_is_followable():
+    """k ≥ n used to advise compute_operators(shape, k=k), which caps k again."""
+    from shapelib.fmaps import SpectralBasis
+
+    tet = Shape(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float),
+                [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    with pytest.raises(ValueError, match=r"from_shape\(k=4\).*4 vertices.*at most n − 1 = 3.*Pass k ≤ 3"):
+        SpectralBasis.from_shape(tet, k=4)
+    assert SpectralBasis.from_shape(tet, k=3).k == 3  # the advice works

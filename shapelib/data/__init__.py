@@ -22,7 +22,7 @@ Modules: `registry` (datasets, ``status``/``fetch``; CLI ``python -m shapelib.da
 `real` (one loader per dataset, 0-based indices), `synthetic` (humanoids, quadrupeds,
 objects, discretisation variants), `items` (containers and ground-truth builders).
 """
-from . import real, registry, shapenet
+from . import keypointnet, real, registry, shapenet
 from .api import chairs, human_pairs, humans, humans_remeshed, objects, quadruped_pairs, quadrupeds
 from .items import Collection, Item, Pair, PairSet, pair_from_rows, pair_from_template, pair_via_original
 from .registry import DATASETS, fetch, status_table

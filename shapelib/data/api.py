@@ -29,7 +29,7 @@ def _use_real(source: str, dataset: str) -> bool:
     if source == "synthetic":
         return False
     info = registry.get(dataset)
-    if source == "real":
+    if source == "real" or info.status() == "damaged":  # a damaged copy is an error, never a silent fallback
         info.require()
         return True
     return info.found()
@@ -117,7 +117,8 @@ def human_pairs(split: str = "test", source: str = "auto", dataset: str = "faust
         remeshed shapes — real: test = pairs among the test shapes only (FAUST_r 080–099: all
         190 pairs is the standard protocol; fewer are evenly spaced among them — the
         dataset's ``test_pairs.txt`` mixes in training shapes, so it is not used), train =
-        random pairs among the train shapes (FAUST 000–079, SCAPE first 51), GT from the
+        random pairs among the train shapes (by name, :func:`real.r_split`: FAUST 000–079, SCAPE
+        mesh000–050; SHREC'19_r is test-only), GT from the
         ``.vts`` rows;
         synthetic: humanoids each isotropically remeshed with its own seed, GT through the
         shared template surface.
@@ -145,9 +146,11 @@ def human_pairs(split: str = "test", source: str = "auto", dataset: str = "faust
 
 def _real_r_pairs(dataset, split, n_pairs, seed) -> PairSet:
     root = registry.get(dataset).require()
-    names = sorted(p.stem for p in (root / "vtx_5k").glob("*.off"))
-    n_train = {"faust_r": 80, "scape_r": 51}.get(dataset, 0)
-    train, test = names[:n_train], names[n_train:]
+    train, test = real.r_split(dataset)  # by name, validated: a stray or missing .off raises
+    n_train = len(train)
+    names = train + test
+    if split == "train" and not train:
+        raise ValueError(f"{dataset} is a test-only benchmark (no training shapes): use split='test'.")
     pool = {"train": train, "test": test, "all": names}[split]
     if split == "test":  # the standard protocol: every pair of test shapes (190 for FAUST_r 080–099)
         every = _pairs_of(pool, None, seed)

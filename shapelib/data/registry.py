@@ -48,31 +48,52 @@ class DatasetInfo:
         return data_root() / self.name
 
     def missing(self) -> list[str]:
-        """The required paths that are absent or empty (a folder with no file in it counts as
-        missing: an unpacked-but-empty archive would otherwise give loaders zero shapes)."""
+        """The required paths that are absent, empty or of the wrong kind (a folder with no file in
+        it counts as missing: an unpacked-but-empty archive would otherwise give loaders zero
+        shapes). A required entry ending in ``/`` must be a folder (``''``: the dataset folder
+        itself), an entry whose name has a suffix (``cat0.off``) a file: a file in place of
+        ``vtx_5k/corres/`` used to count as found and gave items without ground truth."""
         out = []
         for r in self.required:
             p = self.path() / r
+            folder = r.endswith("/") or r == ""
+            shown = r.rstrip("/") or self.name
             if not p.exists():
                 out.append(r or f"{self.name}/")
+            elif folder and not p.is_dir():
+                out.append(f"{shown} (a file where a folder is expected)")
+            elif not folder and p.is_dir() and "." in r.rsplit("/", 1)[-1]:
+                out.append(f"{shown} (a folder where a file is expected)")
             elif p.is_dir() and not any(q.is_file() for q in p.rglob("*")):
-                out.append(f"{r or self.name}/ (empty folder)")
+                out.append(f"{shown}/ (empty folder)")
         return out
+
+    def damaged(self) -> list[str]:
+        """The required paths of the wrong kind (a file where a folder is expected, or the reverse)."""
+        return [m for m in self.missing() if m.endswith("is expected)")]
 
     def found(self) -> bool:
         """True when every required file/folder exists under `path` (folders not empty)."""
         return not self.missing()
 
     def status(self) -> str:
-        """``'found'``, ``'missing'`` or ``'empty'`` (folders present but holding no file)."""
+        """``'found'``, ``'missing'``, ``'empty'`` (folders present but holding no file) or
+        ``'damaged'`` (a required path is a file where a folder is expected, or the reverse)."""
         miss = self.missing()
         if not miss:
             return "found"
+        if any(m.endswith("is expected)") for m in miss):
+            return "damaged"
         return "empty" if all(m.endswith("(empty folder)") for m in miss) else "missing"
 
     def require(self) -> Path:
         """The dataset folder, or raise `DatasetNotFoundError` naming the path and the fix."""
         missing = self.missing()
+        if self.damaged():
+            raise DatasetNotFoundError(
+                f"Dataset {self.name!r} ({self.title}) in {self.path()} is damaged: {', '.join(self.damaged())}. "
+                "Fix: move the wrong entry away and restore the dataset's layout "
+                f"({self.layout}); `python -m shapelib.data fetch {self.name}` says how to obtain it.")
         if missing:
             raise DatasetNotFoundError(
                 f"Dataset {self.name!r} ({self.title}) not found: looked in {self.path()} "
@@ -102,28 +123,28 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
         "https://github.com/nmwsharp/diffusion-net",
         "Derived from FAUST: MPI FAUST licence (non-commercial research).",
         "{iso,qes,mc,dense,cloud}/tr_reg_<kind>_0XX.ply + .txt (0-based template vertex per vertex)",
-        ("iso", "dense", "qes", "cloud"),
+        ("iso/", "dense/", "qes/", "cloud/"),
         "Obtain the re-meshed FAUST test set released with DiffusionNet (see its repository) after "
         "accepting the FAUST licence, and unpack the five folders into {path}.", ("00_data", "DiffusionNet Table 5")),
     DatasetInfo(
         "faust_r", "FAUST_r: FAUST remeshed to ~5k vertices", "https://github.com/llorz/SGA18_orientation_BCICP_code",
         "Derived from FAUST: MPI FAUST licence (non-commercial research).", _R_LAYOUT,
-        ("vtx_5k", "vtx_5k/corres"), _REN, ("00_data", "functional maps / deep functional maps")),
+        ("vtx_5k/", "vtx_5k/corres/"), _REN, ("00_data", "functional maps / deep functional maps")),
     DatasetInfo(
         "scape_r", "SCAPE_r: SCAPE remeshed to ~5k vertices (Anguelov et al. 2005)",
         "https://github.com/llorz/SGA18_orientation_BCICP_code",
         "SCAPE: free for research use (Stanford); cite Anguelov et al. 2005.", _R_LAYOUT,
-        ("vtx_5k", "vtx_5k/corres"), _REN, ("functional maps",), present_here=False),
+        ("vtx_5k/", "vtx_5k/corres/"), _REN, ("functional maps",), present_here=False),
     DatasetInfo(
         "shrec19_r", "SHREC'19_r: SHREC'19 connectivity track remeshed (Melzi et al. 2019)",
         "https://github.com/llorz/SGA18_orientation_BCICP_code",
         "Research use; cite Melzi et al. 2019 (SHREC'19: matching humans with different connectivity).", _R_LAYOUT,
-        ("vtx_5k",), _REN, ("functional maps (generalisation)",), present_here=False),
+        ("vtx_5k/",), _REN, ("functional maps (generalisation)",), present_here=False),
     DatasetInfo(
         "tosca_r", "TOSCA remeshed (Bronstein et al. 2008; Ren et al. 2018)", "http://tosca.cs.technion.ac.il/",
         "Academic use; cite Bronstein, Bronstein & Kimmel, 'Numerical geometry of non-rigid shapes', 2008.",
         "<class><k>.off, corres/<class><k>.vts (1-based), landmarks_hires/<class>0.off + <class>.pid/.info, test_pairs.txt",
-        ("cat0.off", "corres"), _REN.replace("{path}", "{path} (and the original TOSCA hi-res meshes + landmarks "
+        ("cat0.off", "corres/"), _REN.replace("{path}", "{path} (and the original TOSCA hi-res meshes + landmarks "
                                               "from the TOSCA page into {path}/landmarks_hires)"),
         ("00_data", "functional maps (non-isometric: cat↔dog, horse↔centaur)")),
     DatasetInfo(
@@ -140,14 +161,24 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
         "keypointnet_sample", "KeypointNet keypoint annotations (You et al. 2020)", "https://github.com/qq456cvb/KeypointNet",
         "Annotations: MIT licence; geometry: ShapeNet terms of use (registration at shapenet.org).",
         "annotations/<category>.json, splits/{train,val,test}.txt, models/<class>/<model>/models/model_normalized.{obj,ply}, pcds/<class>/<model>.pcd",
-        ("annotations",), "Download KeypointNet (annotations, splits, pcds) following its README and the ShapeNetCore.v2 "
+        ("annotations/",), "Download KeypointNet (annotations, splits, pcds) following its README and the ShapeNetCore.v2 "
         "models after registering at shapenet.org; place them under {path} with the layout above.",
         ("00_data", "CPNet keypoint correspondence")),
+    DatasetInfo(
+        "keypointnet", "KeypointNet, official layout (You et al. 2020): clouds with keypoints, splits",
+        "https://github.com/qq456cvb/KeypointNet",
+        "Annotations: MIT licence; geometry: ShapeNet terms of use (registration at shapenet.org).",
+        "annotations/<category>.json, splits/{train,val,test}.txt ('<class_id>-<model_id>'), "
+        "pcds/<class_id>/<model_id>.pcd (2,048 points, FIELDS x y z [rgb]; keypoints index them)",
+        ("annotations/", "splits/train.txt", "splits/val.txt", "splits/test.txt", "pcds/"),
+        "Download KeypointNet (annotations/, splits/, pcds/) following https://github.com/qq456cvb/KeypointNet "
+        "and unpack it to {path} with the layout above (loader: shapelib.data.keypointnet).",
+        ("06 CPNet (paper protocol: shapelib.experiments.cpnet)",)),
     DatasetInfo(
         "shapenet_chairs", "ShapeNetCore.v2 chair meshes (Chang et al. 2015): 10 in the model_normalized frame, 15 re-exported",
         "https://shapenet.org/", "ShapeNet terms of use (non-commercial research and education; registration).",
         "v2_normalized/03001627/<id>/models/model_normalized.obj, deep_cage/03001627/<id>.obj (Neural Cages re-export)",
-        ("v2_normalized/03001627", "deep_cage/03001627"),
+        ("v2_normalized/03001627/", "deep_cage/03001627/"),
         "Register at shapenet.org and download ShapeNetCore.v2; copy chairs (synset 03001627) as "
         "{path}/v2_normalized/03001627/<id>/models/model_normalized.obj. The re-exported chairs come from "
         "https://github.com/yifita/deep_cage (data/shapenet_target/<id>/model.obj -> {path}/deep_cage/03001627/<id>.obj).",
@@ -158,6 +189,14 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
         "<category>_<split>_NN.npz with pos (n,3), normal (n,3), part_label (n,), category (n,)", ("cap_test_00.npz",),
         "Download ShapeNetPart (shapenetcore_partanno_segmentation_benchmark_v0_normal) after accepting the ShapeNet "
         "terms, and save clouds as npz (pos, normal, part_label, category) in {path}.", ("00_data", "part segmentation")),
+    DatasetInfo(
+        "shapenetpart_chair", "ShapeNetPart chairs with per-point part labels (Yi et al. 2016), 100 clouds",
+        "https://shapenet.org/", "ShapeNet terms of use (non-commercial research).",
+        "<model_id>.npz with pos (n,3) float32, part_label (n,) int64 (12 back, 13 seat, 14 leg, 15 arm); "
+        "frame: centred, in the unit ball (see the folder's PROVENANCE.txt)", ("",),
+        "Download ShapeNetPart (shapenetcore_partanno_segmentation_benchmark_v0_normal) after accepting the ShapeNet "
+        "terms and save chair clouds (synset 03001627) as <model_id>.npz (pos, part_label) in {path}.",
+        ("06 CPNet Table 3 (part-supervised embeddings)",)),
     DatasetInfo(
         "deformation_sequences", "Deformation-transfer sequences, e.g. camel / horse gallop (Sumner & Popović 2004)",
         "https://people.csail.mit.edu/sumner/research/deftransfer/data.html",
@@ -181,7 +220,8 @@ def status_table() -> str:
     rows = [("dataset", "status", "path searched", "how to obtain")]
     for d in DATASETS.values():
         how = f"python -m shapelib.data fetch {d.name}" if d.downloads else f"manual: {d.url}"
-        rows.append((d.name, d.status(), str(d.path()), how))
+        st = d.status()
+        rows.append((d.name, f"{st}: {', '.join(d.damaged())}" if st == "damaged" else st, str(d.path()), how))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
     lines.insert(1, "-" * len(lines[0]))

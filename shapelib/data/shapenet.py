@@ -303,7 +303,8 @@ def annotated_chairs() -> list[Item]:
             continue
         a = ann[mid]
         V, F = read_obj(path)
-        check = float(np.abs(keypoints_from_faces(V, F, a["face_index"], a["face_uv"]) - a["xyz"]).max())
+        check = float(np.abs(keypoints_from_faces(V, F, a["face_index"], a["face_uv"],
+                                                  source=f"{path} (model {mid})") - a["xyz"]).max())
         shape, info = read_clean(path, name=mid[:8])
         xyz = keypoint_xyz(a)
         arms = ARMRESTS.get(mid, bool(np.isfinite(xyz[list(KEYPOINT_PARTS["armrests"])]).all(1).any()))
@@ -316,15 +317,31 @@ def annotated_chairs() -> list[Item]:
 def keypoint_xyz(annotation: dict, n_semantic: int = N_SEMANTIC) -> np.ndarray:
     """``(n_semantic, 3)`` keypoint positions by semantic id (NaN rows where absent) from a
     KeypointNet annotation (:func:`shapelib.data.real.keypointnet_annotations`)."""
+    sem = np.asarray(annotation["semantic_id"])
+    bad = np.flatnonzero((sem < 0) | (sem >= n_semantic))
+    if len(bad):
+        raise ShapeIOError(f"KeypointNet model {annotation.get('model_id', '?')}, keypoint #{bad[0]}: semantic_id "
+                           f"{sem[bad[0]]} is outside 0..{n_semantic - 1} (pass n_semantic=..., or check the "
+                           "annotation file).")
     out = np.full((n_semantic, 3), np.nan)
-    out[annotation["semantic_id"]] = annotation["xyz"]
+    out[sem] = annotation["xyz"]
     return out
 
 
-def keypoints_from_faces(vertices, faces, face_index, face_uv) -> np.ndarray:
+def keypoints_from_faces(vertices, faces, face_index, face_uv, source: str = "") -> np.ndarray:
     """``(K, 3)`` points ``Σ_k face_uv[:, k] · V[F[face_index, k]]`` — KeypointNet's
-    ``mesh_info`` rebuilt on the mesh it was annotated on (raw faces, file order)."""
-    F = np.asarray(faces)[np.asarray(face_index)]
+    ``mesh_info`` rebuilt on the mesh it was annotated on (raw faces, file order). A
+    ``face_index`` outside ``0..m-1`` raises `ShapeIOError` (naming ``source``, e.g. the mesh
+    file and model): ``-1`` used to wrap to the last face."""
+    face_index = np.asarray(face_index)
+    m = len(faces)
+    bad = np.flatnonzero((face_index < 0) | (face_index >= m))
+    if len(bad):
+        raise ShapeIOError(f"{source or 'keypoints_from_faces'}: keypoint #{bad[0]} has mesh_info.face_index "
+                           f"{face_index[bad[0]]}, outside the mesh's {m} faces (0..{m - 1}; {len(bad)} such "
+                           "keypoint(s)). The mesh is not the one annotated (re-exported or re-ordered faces?): "
+                           "read the original model_normalized.obj in file order (read_obj).")
+    F = np.asarray(faces)[face_index]
     return np.einsum("kj,kjd->kd", np.asarray(face_uv, dtype=np.float64), np.asarray(vertices)[F])
 
 
