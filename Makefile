@@ -41,15 +41,15 @@ test-nb: venv
 # Executes every notebook headless, writes results/*.html and results/REPORT.md.
 # Scale: `standard` on CPU, `full` when a CUDA GPU is present (override with SHAPELIB_SCALE=...).
 reproduce: venv
-	$(PY) -m shapelib.reproduce --out results
+	SHAPELIB_SCALE=$${SHAPELIB_SCALE:-$$($(PY) -c 'from shapelib import config; print(config.batch_scale())')} $(PY) -m shapelib.experiments.reproduce --out results
 
 # Paper-protocol models (resumable; CUDA when present): `make train`, `make train MODEL=name`,
 # `make train MODEL=name TRAIN_ARGS="--max-minutes 60"`; `make train-list` shows each one's state.
 train: venv
-	$(PY) -m shapelib.protocols train $(MODEL) $(TRAIN_ARGS)
+	$(PY) -m shapelib.experiments train $(MODEL) $(TRAIN_ARGS)
 
 train-list: venv
-	$(PY) -m shapelib.protocols list
+	$(PY) -m shapelib.experiments list
 
 bench: venv
 	for b in operators diffusionnet zoomout meps implicit cpnet; do $(PY) benchmarks/$$b.py || exit 1; done
@@ -62,16 +62,19 @@ gpu-check:
 	OMP_NUM_THREADS=$$(nproc) $(GPU_PY) benchmarks/gpu_check.py $(ARGS)
 
 # `make lab PORT=8890 LAB_ARGS="--no-browser --ip=0.0.0.0"`; works as root (adds --allow-root).
+# Kernels get SHAPELIB_SCALE=lab (every notebook in minutes on one CPU thread) unless
+# SHAPELIB_SCALE is set: `SHAPELIB_SCALE=standard make lab` (or `make lab SHAPELIB_SCALE=standard`).
 PORT ?= 8888
 LAB_ARGS ?=
+LAB_SCALE = $(or $(SHAPELIB_SCALE),lab)
 lab: venv
-	@$(PY) -c 'from shapelib import config; print(f"shapelib: data looked for in {config.data_root()} (set SHAPELIB_DATA to change; python -m shapelib.data status lists it), {config.threads()} thread(s) per kernel (SHAPELIB_THREADS)")'
-	env -u MPLBACKEND $(VENV)/bin/jupyter lab notebooks/ --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	@SHAPELIB_SCALE=$(LAB_SCALE) $(PY) -c 'from shapelib import config; print(f"shapelib: {config.scale_hint()}\nshapelib: data looked for in {config.data_root()} (set SHAPELIB_DATA to change; python -m shapelib.data status lists it), {config.threads()} thread(s) per kernel (SHAPELIB_THREADS)")'
+	env -u MPLBACKEND SHAPELIB_SCALE=$(LAB_SCALE) $(VENV)/bin/jupyter lab notebooks/ --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Developers: re-execute notebooks at quick scale and store only the NBVAL_CHECK_OUTPUT cells'
 # outputs (everything else stripped). NB=01 limits it to one notebook.
 checks: venv
-	$(PY) -m shapelib.reproduce --store-checks $(if $(NB),--only $(NB))
+	$(PY) -m shapelib.experiments.reproduce --store-checks $(if $(NB),--only $(NB))
 
 # Strip outputs (keeping cells tagged keep_output) before committing notebooks.
 strip: venv

@@ -4,8 +4,9 @@ Notebooks and library code call these helpers; nobody else parses environment va
 
 Environment variables
 ---------------------
-``SHAPELIB_SCALE``   ``quick`` | ``standard`` | ``full`` (default: ``full`` when CUDA is
-                     available, else ``standard``). ``make test`` sets ``quick``.
+``SHAPELIB_SCALE``   ``lab`` | ``quick`` | ``standard`` | ``full`` (default: ``lab``, see
+                     "Scales" below). ``make test`` sets ``quick``; ``make reproduce`` uses
+                     :func:`batch_scale` (``full`` with CUDA, else ``standard``).
 ``SHAPELIB_DATA``    root of the real datasets (default: ``<repo>/data``).
 ``SHAPELIB_CACHE``   on-disk cache for operators and generated shapes
                      (default: ``<repo>/.cache`` in a checkout, else ``~/.cache/shapelib``).
@@ -13,6 +14,23 @@ Environment variables
 ``SHAPELIB_THREADS`` CPU threads per process for torch and the BLAS/OpenMP pools (default 1;
                      ``all`` = every core; ``0`` = leave the libraries' own defaults alone).
                      Applied when shapelib is imported (:func:`apply_thread_defaults`).
+
+Scales
+------
+``lab`` (the default: ``make lab``, a bare kernel, ``python`` in the venv)
+    Sizes of ``quick`` (``pick(quick, standard, full)`` returns ``quick`` unless given
+    ``lab=``), so every notebook runs top to bottom in minutes on one CPU thread; numbers at the
+    paper's protocol come from the trained models shipped in ``results/checkpoints`` (their
+    stored records, or a re-evaluation where that is quick), never from training at the paper's
+    budget in a lab.
+``quick``
+    The same sizes, for CI (``make test``): notebooks train their small models live and nbval
+    compares the stored check outputs.
+``standard`` / ``full``
+    Opt-in (``SHAPELIB_SCALE=standard make lab``, or ``%env SHAPELIB_SCALE=standard`` at the top
+    of a notebook): larger CPU runs (tens of minutes per notebook) / the paper's settings (GPU).
+:func:`small` is True at ``lab`` and ``quick``; test ``config.scale() == "quick"`` only for
+what differs between CI and a lab.
 
 Threads
 -------
@@ -42,7 +60,9 @@ from pathlib import Path
 
 import numpy as np
 
-SCALES = ("quick", "standard", "full")
+SCALES = ("lab", "quick", "standard", "full")
+#: the scale of a kernel or script that sets no SHAPELIB_SCALE (a student's JupyterLab)
+DEFAULT_SCALE = "lab"
 
 #: the repository root when shapelib is used from a checkout (editable install), else None
 REPO_ROOT: Path | None = Path(__file__).resolve().parent.parent
@@ -60,24 +80,50 @@ def _cuda_available() -> bool:
 
 
 def scale() -> str:
-    """The experiment scale: ``'quick'``, ``'standard'`` or ``'full'``."""
+    """The experiment scale: ``'lab'`` (default), ``'quick'``, ``'standard'`` or ``'full'``."""
     value = os.environ.get("SHAPELIB_SCALE", "").strip().lower()
     if not value:
-        return "full" if _cuda_available() else "standard"
+        return DEFAULT_SCALE
     if value not in SCALES:
         raise ValueError(
-            f"SHAPELIB_SCALE={value!r} is not one of {SCALES}. "
-            "Unset it or choose quick (CI), standard (CPU) or full (paper settings, GPU)."
+            f"SHAPELIB_SCALE={value!r} is not one of {SCALES}. Unset it (default {DEFAULT_SCALE!r}) or "
+            "choose lab (minutes per notebook on one CPU thread), quick (CI), standard (CPU, tens of "
+            "minutes per notebook) or full (paper settings, GPU)."
         )
     return value
 
 
-def pick(quick, standard, full=None):
+def batch_scale() -> str:
+    """The scale of an unattended run of every notebook (``make reproduce``) when SHAPELIB_SCALE
+    is unset: ``full`` with a CUDA GPU, else ``standard``; SHAPELIB_SCALE wins when set."""
+    if os.environ.get("SHAPELIB_SCALE", "").strip():
+        return scale()
+    return "full" if _cuda_available() else "standard"
+
+
+def small() -> bool:
+    """True at ``lab`` and ``quick``: the small sizes that run in minutes on one CPU thread."""
+    return scale() in ("lab", "quick")
+
+
+def scale_hint() -> str:
+    """One line for a notebook's first cell and the ``make lab`` banner: which scale is on and how
+    to change it."""
+    what = {"lab": "small sizes, minutes per notebook on one CPU thread",
+            "quick": "small sizes, as in the automated tests",
+            "standard": "larger CPU runs, tens of minutes per notebook",
+            "full": "the paper's settings, meant for a GPU"}[scale()]
+    return (f"scale {scale()!r}: {what}. To change it: SHAPELIB_SCALE=standard make lab (or full, on a GPU),\n"
+            "or %env SHAPELIB_SCALE=standard in a first cell, then run the notebook from the top.")
+
+
+def pick(quick, standard, full=None, *, lab=None):
     """Return the value for the current scale: ``pick(2, 20, 200)`` -> 2 under ``quick``.
 
-    ``full`` defaults to ``standard`` when omitted.
+    ``full`` defaults to ``standard`` when omitted; ``lab`` defaults to ``quick``.
     """
-    return {"quick": quick, "standard": standard, "full": standard if full is None else full}[scale()]
+    return {"quick": quick, "lab": quick if lab is None else lab, "standard": standard,
+            "full": standard if full is None else full}[scale()]
 
 
 def device():
@@ -145,14 +191,17 @@ class RunInfo:
     device: str
     data_root: str
     threads: int | None = None
+    hint: str = ""  # which scale is on and how to change it (config.scale_hint)
 
     def __str__(self) -> str:
         threads = "library default" if self.threads is None else self.threads
-        return f"scale={self.scale}  device={self.device}  threads={threads}  data_root={self.data_root}"
+        line = f"scale={self.scale}  device={self.device}  threads={threads}  data_root={self.data_root}"
+        return line + ("\n" + self.hint if self.hint else "")
 
 
 def run_info() -> RunInfo:
-    return RunInfo(scale=scale(), device=str(device()), data_root=str(data_root()), threads=threads())
+    return RunInfo(scale=scale(), device=str(device()), data_root=str(data_root()), threads=threads(),
+                   hint=scale_hint())
 
 
 #: the thread count used when SHAPELIB_THREADS is unset (see "Threads" in the module docstring)

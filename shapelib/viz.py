@@ -1,10 +1,13 @@
 """Plots of meshes and point clouds.
 
 Static matplotlib renders (:func:`plot_shape`, :func:`plot_shapes`) work headless, in CI, on
-GitHub and in print: panels share one colour scale with a colour bar, part labels get a legend,
-``edges=True`` draws the mesh, and the whole shape is always in view. :func:`interactive` is a
-plotly view to rotate (JupyterLab, and the exported HTML without a kernel); meshplot remains an
-option when installed through conda (``backend='meshplot'``).
+GitHub and in print: panels share one colour scale with a colour bar by default, or get one scale
+each (``share=False``, the range in each title), or a shared scale clipped at a percentile
+(``percentile=99``, said on the colour bar) where one panel's peaks would wash out the others; part
+labels get a legend, ``edges=True`` draws the mesh, and the whole shape is always in view.
+:func:`interactive` is a plotly view to rotate (JupyterLab, and the exported HTML without a
+kernel) whose camera frames the whole shape, tall, wide or flat; meshplot remains an option when
+installed through conda (``backend='meshplot'``).
 
 Shapes are drawn with ``up`` (default ``'y'``, the FAUST/ShapeNet convention) pointing up.
 """
@@ -29,26 +32,51 @@ def _is_scalar(values, n: int | None = None) -> bool:
     return values is not None and np.ndim(values) == 1 and (n is None or len(values) == n)
 
 
-def _norm(values_list, cmap: str, vmin=None, vmax=None, norm=None):
+def _limits(values_list, diverging: bool, vmin=None, vmax=None, percentile: float | None = None):
+    """Colour limits ``(lo, hi)`` of several scalar arrays: their min and max, or — with
+    ``percentile=p`` — the (100 − p)-th and p-th percentiles of all their values together, so that
+    a few extreme vertices (or one panel's peaks) do not wash out the rest. Diverging maps get
+    limits symmetric about 0 (from |values|). ``vmin``/``vmax`` win where given."""
+    finite = np.concatenate([np.asarray(v, dtype=float)[np.isfinite(v)] for v in values_list] or [np.zeros(1)])
+    if finite.size == 0:
+        finite = np.zeros(1)
+    if percentile is not None and not 50 < percentile <= 100:
+        raise ValueError(f"percentile={percentile}: use a value in (50, 100], e.g. 99.")
+    p = 100.0 if percentile is None else float(percentile)
+    if diverging and vmin is None and vmax is None:
+        lim = float(np.percentile(np.abs(finite), p))
+        return -lim, lim
+    lo = float(np.percentile(finite, 100 - p)) if vmin is None else vmin
+    hi = float(np.percentile(finite, p)) if vmax is None else vmax
+    return lo, hi
+
+
+def _percentile_note(percentile: float | None, shared: bool = True) -> str:
+    if percentile is None:
+        return ""
+    p = f"{percentile:g}"
+    return f"{'shared scale, ' if shared else ''}clipped at the {p}th percentile"
+
+
+def _norm(values_list, cmap: str, vmin=None, vmax=None, norm=None, percentile: float | None = None):
     """One matplotlib Normalize for several scalar arrays (a shared colour scale).
 
     ``norm='log'``: logarithmic, floored at 1e-3 × the maximum (heat, distances to a point);
-    diverging colour maps (RdBu, coolwarm, ...) get limits symmetric about 0 (eigenfunctions)."""
+    diverging colour maps (RdBu, coolwarm, ...) get limits symmetric about 0 (eigenfunctions).
+    ``percentile``: limits at that percentile of the values instead of their extremes (see
+    :func:`_limits`)."""
     from matplotlib.colors import LogNorm, Normalize
 
     if norm is not None and not isinstance(norm, str):
         return norm
     finite = np.concatenate([np.asarray(v, dtype=float)[np.isfinite(v)] for v in values_list] or [np.zeros(1)])
     if norm == "log":
-        hi = finite.max() if vmax is None else vmax
+        hi = (finite.max() if percentile is None else np.percentile(finite, percentile)) if vmax is None else vmax
         lo = max(finite[finite > 0].min() if (finite > 0).any() else hi * 1e-3, hi * 1e-3) if vmin is None else vmin
         return LogNorm(vmin=lo, vmax=hi, clip=True)
     if norm not in (None, "linear"):
         raise ValueError(f"norm={norm!r}: use None/'linear', 'log' or a matplotlib Normalize.")
-    lo = finite.min() if vmin is None else vmin
-    hi = finite.max() if vmax is None else vmax
-    if vmin is None and vmax is None and cmap in DIVERGING:
-        lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+    lo, hi = _limits(values_list, cmap in DIVERGING, vmin, vmax, percentile)
     return Normalize(vmin=lo, vmax=hi)
 
 
@@ -183,14 +211,21 @@ def _legend(target, values_list, names, mapping, **kw):
 
 
 def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size: float = 3.0,
-                share: bool = True, colorbar: bool | None = None, legend=None, colorbar_label: str | None = None, **kw):
+                share: bool = True, colorbar: bool | None = None, legend=None, colorbar_label: str | None = None,
+                percentile: float | None = None, **kw):
     """A row (or grid) of shapes, each with its own ``values`` — one Figure.
 
     shapes : list of `Shape` (or one Shape with a list of ``values``: the same shape several times).
     values, titles, marks : lists (or None) aligned with ``shapes`` (``marks``: vertex indices to
         highlight per panel); ``**kw`` goes to :func:`plot_shape` (``cmap``, ``view``, ``edges``, ``norm``...).
-    share : scalar values of all panels share ONE colour scale (so panels can be compared), shown
-        by one colour bar (``colorbar``, default on when scalars are drawn and no ``legend`` is given).
+    share : True (default): scalar values of all panels share ONE colour scale (so panels can be
+        compared), shown by one colour bar (``colorbar``, default on when scalars are drawn and no
+        ``legend`` is given). False: each panel gets its own scale (when magnitudes differ but the
+        patterns matter, e.g. eigenfunctions of increasing frequency); each title then states its
+        panel's range (``±0.93`` or ``[lo, hi]``) and no colour bar is drawn.
+    percentile : e.g. 99 — the colour limits are that percentile of the values (of all panels when
+        shared, of each panel otherwise) instead of their extremes, so one panel's (or a few
+        vertices') peaks do not wash out the rest; the colour bar label (or the titles) say so.
     legend : names of integer labels (``item.part_names``): one legend for the figure instead of a
         colour bar (pass ``vmin``/``vmax`` spanning the label range so colours match across panels).
     """
@@ -207,12 +242,29 @@ def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size
     nrows = int(np.ceil(len(shapes) / ncols))
     scalars = [v for s, v in zip(shapes, values) if _is_scalar(v, s.n_vertices)]
     mapping = None
+    cmap = kw.get("cmap", "viridis")
     if scalars and share:
         import matplotlib.pyplot as plt_
 
-        cmap = kw.get("cmap", "viridis")
-        kw["norm"] = _norm(scalars, cmap, kw.pop("vmin", None), kw.pop("vmax", None), kw.get("norm"))
+        kw["norm"] = _norm(scalars, cmap, kw.pop("vmin", None), kw.pop("vmax", None), kw.get("norm"), percentile)
         mapping = (plt_.get_cmap(cmap), kw["norm"])
+        note = _percentile_note(percentile)
+        if note:
+            colorbar_label = f"{colorbar_label} ({note})" if colorbar_label else note
+    per_panel = None
+    if scalars and not share and (percentile is not None or kw.get("norm") in (None, "linear")):
+        # own scale per panel: fixed here (so that percentile applies) and stated in each title
+        per_panel = []
+        for s, v in zip(shapes, values):
+            if not _is_scalar(v, s.n_vertices):
+                per_panel.append(None)
+                continue
+            nrm = _norm([v], cmap, kw.get("vmin"), kw.get("vmax"), kw.get("norm"), percentile)
+            per_panel.append(nrm)
+        rng = [None if n is None else (f"±{n.vmax:.2g}" if np.isclose(n.vmin, -n.vmax) else f"[{n.vmin:.2g}, {n.vmax:.2g}]")
+               for n in per_panel]
+        suffix = "own scale" + (f", {percentile:g}th pct." if percentile is not None else "")
+        titles = [t if r is None else f"{t + '  ' if t else ''}{r} ({suffix})" for t, r in zip(titles, rng)]
     if colorbar is None:  # a colour bar for continuous scalars; labels get a legend (or nothing)
         colorbar = mapping is not None and legend is None and kw.get("cmap", "viridis") not in QUALITATIVE
     fig = plt.figure(figsize=(size * ncols + (0.6 if colorbar else 0), size * nrows))
@@ -220,7 +272,9 @@ def plot_shapes(shapes, values=None, titles=None, ncols: int | None = None, size
     axes = []
     for idx, (s, val, t, mk) in enumerate(zip(shapes, values, titles, marks)):
         ax = fig.add_subplot(nrows, ncols, idx + 1, projection="3d")
-        plot_shape(s, val, ax=ax, title=t, mark=mk, **kw)
+        kw_i = kw if per_panel is None or per_panel[idx] is None else \
+            {**{k: w for k, w in kw.items() if k not in ("vmin", "vmax")}, "norm": per_panel[idx]}
+        plot_shape(s, val, ax=ax, title=t, mark=mk, **kw_i)
         axes.append(ax)
     right = 1.0 - (0.9 / fig.get_figwidth() if colorbar and mapping is not None else 0) - (1.3 / fig.get_figwidth() if legend is not None else 0)
     fig.subplots_adjust(left=0, right=right, bottom=0, top=0.92, wspace=0, hspace=0.05)
@@ -261,15 +315,61 @@ def _plotly_renderer() -> None:
             pio.renderers.default = PLOTLY_RENDERER  # the 'notebook' part embeds plotly.js here, once
 
 
+#: plotly's perspective camera: vertical field of view (plotly.js gl-plot3d: fovy = pi/4)
+PLOTLY_FOVY = np.pi / 4
+#: direction from the shape's centre to the camera for each ``up`` axis (front, a little from the side and above)
+_EYE_DIR = {"x": (0.3, 1.6, 0.8), "y": (0.8, 0.3, 1.6), "z": (1.6, -0.8, 0.3)}
+_UP_VEC = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+PLOTLY_DIVERGING = ("RdBu", "RdBu_r", "Picnic", "Portland", "Balance", "Curl", "Delta", "Tealrose", "Temps", "Tropic",
+                    "Armyrose", "Fall", "Geyser", "Earth", "Spectral", "PiYG", "PRGn", "BrBG", "PuOr", "RdGy", "RdYlBu",
+                    "Spectral_r", "PiYG_r", "PRGn_r", "BrBG_r", "PuOr_r", "RdYlBu_r", "balance", "curl", "delta")
+
+
+def _frame_camera(lo, hi, up: str, min_viewport_aspect: float = 1.0, margin: float = 1.06):
+    """Scene ranges, aspect ratio and camera that show the whole box ``[lo, hi]``.
+
+    plotly draws the scene box ``[-a/2, a/2]`` (``a`` = aspectratio, here the padded extents divided
+    by the largest one, i.e. true proportions) and looks at it from ``eye`` with a perspective
+    camera of vertical field of view :data:`PLOTLY_FOVY`. The eye is put, along the fixed viewing
+    direction for ``up``, just far enough that all 8 box corners project inside the view when the
+    view is at least ``min_viewport_aspect`` times as wide as tall (``margin``: a little room). The
+    old ``aspectmode='data'`` with a fixed eye cut tall shapes off: plotly normalises 'data' extents
+    by their geometric mean, so a standing body was 3x taller than the box the eye was placed for.
+    Returns ``(ranges, aspectratio, eye)``."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    ext = hi - lo
+    pad = 0.02 * ext.max() + 1e-9
+    ranges = np.stack([lo - pad, hi + pad], axis=1)
+    aspect = (ext + 2 * pad) / (ext + 2 * pad).max()
+    d = np.asarray(_EYE_DIR[up], dtype=float)
+    d /= np.linalg.norm(d)
+    fwd = -d
+    right = np.cross(fwd, _UP_VEC[up])
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, fwd)
+    tan_y = np.tan(PLOTLY_FOVY / 2)
+    tan_x = tan_y * min_viewport_aspect
+    corners = np.array([[sx, sy, sz] for sx in (-0.5, 0.5) for sy in (-0.5, 0.5) for sz in (-0.5, 0.5)]) * aspect
+    # a corner c is in view from eye = t*d when |c·up| <= tan_y (t - c·d) and |c·right| <= tan_x (t - c·d)
+    need = corners @ d + np.maximum(np.abs(corners @ true_up) * margin / tan_y, np.abs(corners @ right) * margin / tan_x)
+    t = float(need.max())
+    return ranges, aspect, d * t
+
+
 def interactive(shape: Shape, values=None, cmap: str = "Viridis", title: str | None = None, up: str = "y",
                 vmin=None, vmax=None, mark=None, point_size: float = 3.0, colorbar_title: str | None = None,
-                height: int = 420, backend: str = "plotly"):
+                height: int = 420, backend: str = "plotly", percentile: float | None = None):
     """An interactive 3-D view to rotate and zoom (drag, scroll); returns a plotly Figure that
     JupyterLab shows, and that the HTML export of a notebook keeps working without a kernel.
 
     values : ``(n,)`` scalars (drawn with ``cmap``, a plotly colour scale name, and a colour bar),
         ``(n, 3)`` RGB in [0, 1] (e.g. :func:`correspondence_colors`), or None.
+    vmin, vmax : colour limits (default: the values' range; symmetric about 0 for diverging
+        scales such as ``'RdBu'``). ``percentile`` (e.g. 99): limits at that percentile instead of
+        the extremes, so a few peaks do not wash out the rest; the colour bar title says so.
     mark : vertex indices drawn as red dots. ``up`` : the axis that points up (default y).
+    The camera frames the whole shape, tall, wide or flat, in true proportions (any view at least
+    as wide as tall shows all of it; scroll to zoom in).
     Arrays are stored as float32 / int32 binary (a 6,890-vertex mesh adds about 0.3 MB to a
     notebook): keep one such view per notebook, and the static :func:`plot_shape` for print/CI.
     ``backend='meshplot'`` uses meshplot instead (conda-forge only).
@@ -301,10 +401,11 @@ def interactive(shape: Shape, values=None, cmap: str = "Viridis", title: str | N
             colour = {"vertexcolor" if shape.is_mesh else "color": [f"rgb({r},{g},{b})" for r, g, b in rgb]}
         elif values.shape == (n,):
             vals = values.astype(np.float32)
-            finite = vals[np.isfinite(vals)]
-            lo = float(finite.min()) if vmin is None else vmin
-            hi = float(finite.max()) if vmax is None else vmax
-            bar = dict(title=dict(text=colorbar_title or ""), thickness=12, len=0.7)
+            diverging = isinstance(cmap, str) and cmap in PLOTLY_DIVERGING
+            lo, hi = _limits([vals], diverging, vmin, vmax, percentile)
+            note = _percentile_note(percentile, shared=False)
+            text = f"{colorbar_title}<br>({note})" if colorbar_title and note else (colorbar_title or note or "")
+            bar = dict(title=dict(text=text, side="right"), thickness=12, len=0.7)
             if shape.is_mesh:
                 colour = dict(intensity=vals, colorscale=cmap, cmin=lo, cmax=hi, colorbar=bar)
             else:
@@ -324,11 +425,13 @@ def interactive(shape: Shape, values=None, cmap: str = "Viridis", title: str | N
         m = v[np.atleast_1d(mark)]
         traces.append(go.Scatter3d(x=m[:, 0], y=m[:, 1], z=m[:, 2], mode="markers", marker=dict(size=5, color="red"),
                                    hoverinfo="skip", showlegend=False))
-    axis_up = {"x": dict(x=1, y=0, z=0), "y": dict(x=0, y=1, z=0), "z": dict(x=0, y=0, z=1)}[up]
-    eye = {"x": dict(x=0.3, y=1.6, z=0.8), "y": dict(x=0.8, y=0.3, z=1.6), "z": dict(x=1.6, y=-0.8, z=0.3)}[up]
-    hidden = dict(visible=False)
+    finite = v[np.isfinite(v).all(axis=1)]
+    ranges, aspect, eye = _frame_camera(finite.min(0), finite.max(0), up)
+    axes = {f"{c}axis": dict(visible=False, range=[float(r[0]), float(r[1])], autorange=False) for c, r in zip("xyz", ranges)}
     fig = go.Figure(traces)
     fig.update_layout(template="none", title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), showlegend=False,
-                      scene=dict(aspectmode="data", xaxis=hidden, yaxis=hidden, zaxis=hidden,
-                                 camera=dict(up=axis_up, eye=eye)))
+                      scene=dict(aspectmode="manual", aspectratio=dict(zip("xyz", map(float, aspect))), **axes,
+                                 camera=dict(up=dict(zip("xyz", _UP_VEC[up])), center=dict(x=0, y=0, z=0),
+                                             eye=dict(zip("xyz", map(float, eye))),
+                                             projection=dict(type="perspective"))))
     return fig

@@ -68,3 +68,35 @@ def test_plain_python_keeps_agg():
     out = subprocess.run([sys.executable, "-c", "import shapelib, matplotlib; print(matplotlib.get_backend())"],
                          env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True, text=True, check=True)
     assert out.stdout.strip().lower() == "agg" and not config.notebook_figures()
+
+
+def test_lab_is_the_default_scale(monkeypatch):
+    """A bare kernel (no SHAPELIB_SCALE) runs at `lab`: quick's sizes, and its first line says how
+    to change the scale; `make reproduce` keeps standard (CPU) / full (GPU) through batch_scale."""
+    monkeypatch.delenv("SHAPELIB_SCALE", raising=False)
+    assert config.scale() == "lab" and config.small()
+    assert config.pick(1, 2, 3) == 1 and config.pick(1, 2, 3, lab=4) == 4
+    info = str(config.run_info())
+    assert info.startswith("scale=lab") and "SHAPELIB_SCALE=standard make lab" in info
+    assert config.batch_scale() == ("full" if config._cuda_available() else "standard")
+    monkeypatch.setenv("SHAPELIB_SCALE", "standard")
+    assert config.batch_scale() == "standard" and not config.small() and config.pick(1, 2, 3) == 2
+    monkeypatch.setenv("SHAPELIB_SCALE", "paper")
+    with pytest.raises(ValueError, match="lab"):
+        config.scale()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("make"), reason="no make")
+@pytest.mark.parametrize("scale", [None, "standard"])
+def test_make_lab_passes_the_scale_to_the_kernels(scale):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "SHAPELIB_SCALE"}
+    if scale:
+        env["SHAPELIB_SCALE"] = scale
+    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab"], cwd=repo, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    lab_line = [ln for ln in out.splitlines() if "jupyter lab" in ln][0]
+    assert f"SHAPELIB_SCALE={scale or 'lab'} " in lab_line, lab_line
+    assert "scale_hint()" in out, "the banner says which scale is on and how to change it"

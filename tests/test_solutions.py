@@ -32,6 +32,25 @@ def test_every_solution_is_tested_and_revealable(capsys):
         solutions.reveal("ex99_nothing")
 
 
+def test_reveal_in_jupyter_is_a_closed_block():
+    """Run All must not show answers: in a kernel, reveal() outputs a closed <details> block (the
+    plain-text fallback holds no code either); show=True opens it."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('from shapelib import solutions\nsolutions.reveal("ex01_convergence");'),
+        nbformat.v4.new_code_cell('solutions.reveal("ex01_convergence", show=True);'),
+    ])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    closed, opened = (c.outputs for c in nb.cells)
+    assert len(closed) == 1 and closed[0]["output_type"] == "display_data", closed
+    html, plain = closed[0]["data"]["text/html"], closed[0]["data"]["text/plain"]
+    assert html.startswith("<details") and "<details open" not in html and "ex01_convergence" in html
+    assert "def" not in plain and "show=True" in plain, plain
+    assert opened[0]["data"]["text/html"].startswith("<details class=\"shapelib-solution\" open")
+
+
 def test_ex00_variant_ground_truth(humans):
     out = solutions.ex00_variant_ground_truth(humans[0], "decimated")
     assert out["n_vertices"] < out["of"] and out["max_gt_distance_in_edges"] < 1

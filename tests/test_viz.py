@@ -94,7 +94,7 @@ def test_interactive_plotly_mesh_and_cloud(tall):
     mesh = fig.data[0]
     assert isinstance(mesh, go.Mesh3d) and len(mesh.i) == len(tall.faces)
     assert np.asarray(mesh.intensity).dtype == np.float32 and mesh.colorbar.title.text == "height"
-    assert fig.layout.scene.aspectmode == "data" and fig.layout.scene.camera.up.y == 1
+    assert fig.layout.scene.aspectmode == "manual" and fig.layout.scene.camera.up.y == 1
     # compact: float32 vertices, uint16 faces, stored as binary in the figure JSON
     size = len(fig.to_json())
     raw = tall.n_vertices * 4 * 4 + len(tall.faces) * 3 * 2
@@ -127,3 +127,88 @@ def test_interactive_meshplot_backend_is_optional(tall):
             viz.interactive(tall, backend="meshplot")
     with pytest.raises(ValueError, match="backend"):
         viz.interactive(tall, backend="k3d")
+
+
+def _plotly_ndc(fig, points, viewport_aspect):
+    """Where ``points`` (data coordinates) land in a plotly 3-D view, in normalised device
+    coordinates (the view is [-1, 1]²), following plotly.js: the axis ranges map onto the scene box
+    [-a/2, a/2] (a = scene.aspectratio), then lookAt(eye, center, up) and a perspective projection
+    with a vertical field of view of pi/4 (gl-plot3d's default, which plotly keeps)."""
+    sc = fig.layout.scene
+    rng = np.array([sc.xaxis.range, sc.yaxis.range, sc.zaxis.range], dtype=float)
+    a = np.array([sc.aspectratio.x, sc.aspectratio.y, sc.aspectratio.z])
+    p = (points - rng.mean(1)) / (rng[:, 1] - rng[:, 0]) * a
+    cam = sc.camera
+    eye = np.array([cam.eye.x, cam.eye.y, cam.eye.z])
+    center = np.array([cam.center.x, cam.center.y, cam.center.z])
+    up = np.array([cam.up.x, cam.up.y, cam.up.z])
+    f = (center - eye) / np.linalg.norm(center - eye)
+    r = np.cross(f, up)
+    r /= np.linalg.norm(r)
+    u = np.cross(r, f)
+    rel = p - eye
+    depth = rel @ f
+    assert (depth > 0).all(), "part of the shape is behind the camera"
+    t = np.tan(np.pi / 8)
+    return np.c_[(rel @ r) / (depth * t * viewport_aspect), (rel @ u) / (depth * t)]
+
+
+def _box_corners(v):
+    lo, hi = v.min(0), v.max(0)
+    return np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+
+
+@pytest.mark.parametrize("kind", ["tall", "wide", "flat", "deep", "cloud", "z-up"])
+@pytest.mark.parametrize("viewport_aspect", [1.0, 1.6, 2.6])
+def test_interactive_camera_frames_the_whole_shape(tall, kind, viewport_aspect):
+    """The projected bounding box lies inside the view for tall, wide, flat and deep shapes at
+    every viewport from square to JupyterLab's wide cells, and fills most of a square view (the
+    old aspectmode='data' + fixed eye cut a standing body's head and feet off)."""
+    pytest.importorskip("plotly")
+    rng = np.random.default_rng(0)
+    up = "y"
+    if kind == "tall":
+        shape = tall
+    elif kind == "wide":  # a bench: 2.0 long, 0.3 high, 0.4 deep
+        shape = Shape(trimesh.creation.box(extents=[2.0, 0.3, 0.4]).vertices + [5.0, 1.0, -2.0], trimesh.creation.box().faces)
+    elif kind == "flat":  # a thin plate lying on the floor
+        m = trimesh.creation.box(extents=[1.0, 0.01, 0.7])
+        shape = Shape(m.vertices, m.faces)
+    elif kind == "deep":  # long along the viewing axis
+        m = trimesh.creation.box(extents=[0.2, 0.3, 3.0])
+        shape = Shape(m.vertices, m.faces)
+    elif kind == "cloud":
+        shape = Shape(rng.normal(size=(500, 3)) * [0.2, 1.0, 0.1])
+    else:  # a z-up tall figure
+        shape, up = Shape(tall.vertices[:, [0, 2, 1]], tall.faces), "z"
+    fig = viz.interactive(shape, shape.vertices[:, 0], up=up, mark=[0])
+    ndc = _plotly_ndc(fig, _box_corners(shape.vertices), viewport_aspect)
+    assert np.abs(ndc).max() <= 1.0, f"{kind}: bounding box projects outside the view: {np.abs(ndc).max(0)}"
+    if viewport_aspect == 1.0:  # the camera is fitted for a square view; wider views add room at the sides
+        assert np.abs(ndc).max() > 0.7, f"{kind}: the shape fills too little of the view ({np.abs(ndc).max():.2f})"
+
+
+def test_colour_scales_per_panel_and_by_percentile(tall):
+    """One panel's peaks must not wash out the others: per-panel scales (stated in the titles) or
+    a shared scale clipped at a percentile (stated on the colour bar)."""
+    y = tall.vertices[:, 1]
+    spiky = y.copy()
+    spiky[np.argmax(y)] = 100.0  # one extreme vertex
+    fig = viz.plot_shapes([tall, tall], [y, spiky], cmap="RdBu", share=False)
+    titles = [a.get_title() for a in fig.axes if a.name == "3d"]
+    assert all("own scale" in t for t in titles) and "±1e+02" in titles[1], titles
+    assert len([a for a in fig.axes if a.name != "3d"]) == 0, "no shared colour bar for per-panel scales"
+    plt.close(fig)
+    fig = viz.plot_shapes([tall, tall], [y, spiky], cmap="RdBu", percentile=99, colorbar_label="h")
+    cbar = [a for a in fig.axes if a.name != "3d"][0]
+    lo, hi = cbar.get_ylim()
+    assert hi < 2 and lo == pytest.approx(-hi), "the 99th percentile ignores the single extreme vertex"
+    assert "99th percentile" in cbar.get_ylabel() and cbar.get_ylabel().startswith("h")
+    plt.close(fig)
+    go_fig = viz.interactive(tall, spiky, cmap="RdBu", percentile=99, colorbar_title="h")
+    mesh = go_fig.data[0]
+    assert mesh.cmax < 2 and mesh.cmin == pytest.approx(-mesh.cmax) and "99th percentile" in mesh.colorbar.title.text
+    plain = viz.interactive(tall, y, cmap="Viridis")
+    assert plain.data[0].cmin == pytest.approx(y.min()) and plain.data[0].cmax == pytest.approx(y.max())
+    with pytest.raises(ValueError, match="percentile"):
+        viz.interactive(tall, y, percentile=20)
