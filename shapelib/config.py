@@ -60,6 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CacheDirError
+
 SCALES = ("lab", "quick", "standard", "full")
 #: the scale of a kernel or script that sets no SHAPELIB_SCALE (a student's JupyterLab)
 DEFAULT_SCALE = "lab"
@@ -173,7 +175,6 @@ def cache_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # read-only checkout, SHAPELIB_CACHE pointing at a file, no permission
-        from .errors import CacheDirError
 
         origin = "SHAPELIB_CACHE" if env else "the default cache folder (SHAPELIB_CACHE is unset)"
         raise CacheDirError(

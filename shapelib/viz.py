@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .shape import Shape
+from . import config
+from .errors import MissingDependencyError
 
 _UP = {"x": [1, 2, 0], "y": [2, 0, 1], "z": [0, 1, 2]}  # axis permutation: up -> matplotlib z
 
@@ -306,8 +308,6 @@ PLOTLY_RENDERER = "plotly_mimetype+notebook"
 
 
 def _plotly_renderer() -> None:
-    from . import config
-
     if config._in_jupyter_kernel():
         import plotly.io as pio
 
@@ -378,8 +378,6 @@ def interactive(shape: Shape, values=None, cmap: str = "Viridis", title: str | N
         try:
             import meshplot as mp
         except ImportError as exc:
-            from .errors import MissingDependencyError
-
             raise MissingDependencyError(
                 "meshplot is not installed (conda install -c conda-forge meshplot); "
                 "use viz.interactive(..., backend='plotly') (the default), which pip installs.") from exc

@@ -47,3 +47,29 @@ def test_rows_carry_protocol_and_values_and_no_machine_paths(tmp_path, monkeypat
     row = json.loads(sink.read_text())
     assert row["ours_value"] == 0.70 and row["paper_value"] == 0.68 and row["spread"] == {"std": 0.1}
     assert str(tmp_path) not in sink.read_text() and str(config.data_root()) not in sink.read_text()
+
+
+def test_a_shown_table_is_displayed_once(monkeypatch, capsys):
+    """In a notebook the table is displayed; the call returns None, so a cell ending in it does not
+    print the raw Markdown a second time (as Out[n])."""
+    monkeypatch.delenv("SHAPELIB_RESULTS", raising=False)
+    assert report.results_table("01 X", [dict(quantity="q", paper="—", ours="1")]) is None
+    assert "| q | — | 1 |" in report.results_table("01 X", [dict(quantity="q", paper="—", ours="1")], show=False)
+
+
+def test_exported_html_typesets_its_equations_offline(tmp_path):
+    """The HTML of an executed notebook loads MathJax from a local copy beside it (no CDN), with a
+    configuration that copy ships, and the copy is trimmed."""
+    import nbformat
+    import pytest
+
+    from shapelib.experiments.reproduce import MATHJAX_CONFIG, html_exporter
+
+    pytest.importorskip("jupyter_server_mathjax")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("$$\\lambda = 1$$")])
+    html, _ = html_exporter(tmp_path).from_notebook_node(nb)
+    assert f'src="mathjax/MathJax.js?config={MATHJAX_CONFIG}"' in html.replace("&amp;", "&")
+    assert "cdnjs" not in html.split("MathJax.js")[0][-300:]
+    assert (tmp_path / "mathjax" / "MathJax.js").exists()
+    assert (tmp_path / "mathjax" / "config" / (MATHJAX_CONFIG.split(",")[0] + ".js")).exists()
+    assert not (tmp_path / "mathjax" / "localization").exists()

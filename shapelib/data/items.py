@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..shape import Shape
+from ..geodesics import geodesic_matrix
+from ..metrics import GeodesicEvaluator
 
 
 @dataclass
@@ -39,8 +41,6 @@ class Item:
 
     def geodesics(self):
         """``(n, n) float32`` all-pairs geodesic distances (heat method, cached on disk)."""
-        from ..geodesics import geodesic_matrix
-
         return geodesic_matrix(self.shape)
 
     def __repr__(self) -> str:
@@ -89,8 +89,6 @@ class Pair:
         """``(k,)`` geodesic error on shape 1 of a predicted ``(n2,)`` map at the ``k`` ground-truth
         pairs (`gt_pairs`), divided by ``sqrt(area of shape 1)`` when ``normalize`` (×100 gives
         the papers' numbers). See :class:`shapelib.metrics.GeodesicEvaluator`."""
-        from ..metrics import GeodesicEvaluator
-
         gt = self.gt_pairs()
         gt_21 = np.zeros(self.shape2.n_vertices, dtype=np.int64)
         gt_21[gt[:, 1]] = gt[:, 0]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ShapeIOError
+from ..errors import ShapeError, ShapeIOError
 from ..shape import Shape
 from . import registry
 from .items import Item, Pair, pair_from_rows, progress
@@ -517,8 +517,6 @@ def read_mesh(path) -> Shape:
     """Read a mesh with `Shape.read`; files whose extra attributes it rejects (ShapeNet's zero
     normals, textured OBJ) are re-read geometry-only with trimesh (vertices and faces kept
     in file order, so KeypointNet's ``face_index`` stays valid)."""
-    from ..errors import ShapeError
-
     try:
         return Shape.read(path)
     except (ShapeError, ShapeIOError) as first:

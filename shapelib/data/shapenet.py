@@ -38,6 +38,8 @@ from ..errors import ShapeIOError
 from ..shape import Shape
 from . import registry
 from .items import Item, progress
+from ..cache import disk_cache
+from .real import keypointnet_annotations
 
 DATASET = "shapenet_chairs"
 FOLDERS = ("v2_normalized", "deep_cage")
@@ -168,8 +170,6 @@ def read_clean(path, name: str = "") -> tuple[Shape, dict]:
     the file's bytes, so a changed file is re-cleaned."""
     import hashlib
 
-    from ..cache import disk_cache
-
     path = Path(path)
     if not path.exists():
         raise ShapeIOError(f"No such file: {path}. Check $SHAPELIB_DATA (python -m shapelib.data status).")
@@ -269,8 +269,6 @@ def chairs(folder: str = "all", ids=None, with_keypoints: bool = True) -> list[I
 
 
 def _annotations():
-    from .real import keypointnet_annotations
-
     return keypointnet_annotations("chair")
 
 

@@ -206,7 +206,9 @@ def report_rows(doc: dict | None = None) -> list[dict]:
             ours=f"mean {z['mean']:.2f}, median {z['median']:.2f}, flipped {100 * z['flipped']:.1f} %{share_text(z)} "
                  f"(init mean {S['init']['mean']:.2f})",
             data=f"real: FAUST_r test pairs 080–099, stored run of {doc['date']} (python -m shapelib.fmaps_eval)",
-            protocol="paper" if full else f"reduced: {S['n']} of the {doc['n_pairs_total']} test pairs (random subset; run resumable)",
+            protocol=("paper pairs" if full else f"reduced: {S['n']} of the {doc['n_pairs_total']} test pairs (random subset; "
+                      "run resumable)") + "; yardstick: shapelib's (heat-method geodesics, each vertex of shape 2 once), "
+                      "not the paper's",
             n=S["n"], seeds="— (deterministic)", ours_value=z["mean"], paper_value=PAPER_ZOOMOUT,
             unit="geodesic error ×100",
             spread={k: z[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in z},

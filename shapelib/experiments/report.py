@@ -57,14 +57,15 @@ def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
     return head + "".join("| " + " | ".join(cell(r.get(c)) for c in columns) + " |\n" for r in rows)
 
 
-def results_table(notebook: str, rows: list[dict], show: bool = True) -> str:
+def results_table(notebook: str, rows: list[dict], show: bool = True) -> str | None:
     """Show ``rows`` (dicts with quantity / paper / ours / data) and record them for REPORT.md.
 
     Paper rows also say ``protocol`` (``'paper'``, or ``'reduced: <what differs>'``), ``n`` (test
     shapes or pairs), ``seeds``, and carry machine-readable ``ours_value``, ``paper_value``,
     ``unit`` and ``spread`` (e.g. ``{"std": 0.1, "median": 0.3}``) so a script can compare them.
     ``scale`` is filled in from :func:`shapelib.config.scale`; machine paths are replaced
-    (:func:`scrub`). Returns the Markdown text.
+    (:func:`scrub`). ``show=True`` displays the table and returns None (a notebook cell ending in
+    this call would otherwise print the raw Markdown a second time); ``show=False`` returns the text.
     """
     rows = [scrub(dict(r, scale=r.get("scale", config.scale()), notebook=notebook)) for r in rows]
     text = markdown_table(rows)
@@ -80,6 +81,7 @@ def results_table(notebook: str, rows: list[dict], show: bool = True) -> str:
             display(Markdown(text))
         except ImportError:  # pragma: no cover
             print(text)
+        return None
     return text
 
 

@@ -37,7 +37,6 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> tuple[bool, float, 
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
@@ -50,9 +49,35 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> tuple[bool, float, 
     elapsed = time.time() - t0
     (out_dir / "executed").mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / "executed" / path.name)
-    html, _ = HTMLExporter().from_notebook_node(nb)
+    html, _ = html_exporter(out_dir).from_notebook_node(nb)
     (out_dir / f"{path.stem}.html").write_text(html)
     return ok, elapsed, err
+
+
+#: MathJax 2.7's config that the local copy ships (its CDN default, TeX-AMS_CHTML, is not in the package)
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+#: parts of MathJax the exported notebooks never use (accessibility extensions, translations, SVG output)
+MATHJAX_SKIP = ("a11y", "localization", "SVG")
+
+
+def html_exporter(out_dir: Path):
+    """An HTML exporter whose equations typeset offline: MathJax copied once from the maintained
+    ``jupyter-server-mathjax`` package into ``out_dir/mathjax`` (2.8 MB, trimmed) and referenced
+    relatively. Without that package, the default exporter (MathJax from a CDN: offline, the
+    equations stay as raw ``$$…$$``)."""
+    import shutil
+
+    from nbconvert import HTMLExporter
+
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return HTMLExporter()
+    target = out_dir / "mathjax"
+    if not (target / "MathJax.js").exists():
+        source = Path(jupyter_server_mathjax.__file__).parent / "static"
+        shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*MATHJAX_SKIP))
+    return HTMLExporter(mathjax_url=f"mathjax/MathJax.js?config={MATHJAX_CONFIG}")
 
 
 def clean_metadata(nb) -> None:
@@ -111,7 +136,7 @@ def main(argv=None) -> int:
             store_checks(path, args.timeout)
         return 0
 
-    os.environ.setdefault("SHAPELIB_SCALE", config.scale())
+    os.environ.setdefault("SHAPELIB_SCALE", config.batch_scale())
     # figures must be captured in the executed notebooks (a global Agg backend would drop them)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     out = Path(args.out).resolve()
