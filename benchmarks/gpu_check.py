@@ -394,7 +394,7 @@ def time_zoomout(rep: Report, dev, budget: Budget, smoke: bool, backends, sizes)
 
             def run():
                 C = C0.clone().requires_grad_(True)
-                out = diff_zoomout(C, b1, b2, 1e-2, 10, 10, backend=backend)
+                out = diff_zoomout(C, b1, b2, sigma=1e-2, n_iter=10, step=10, backend=backend)
                 out.square().sum().backward()
 
             prev = timed_row(rep, budget, dev, f"dzo {backend}", b1.n, est, run, reps=2,

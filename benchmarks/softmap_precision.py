@@ -91,7 +91,7 @@ def main():
             try:
                 def dzo():
                     C = C0.clone().requires_grad_(True)
-                    out = diff_zoomout(C, b1, b2, 1e-2, 10, 10, backend="torch")
+                    out = diff_zoomout(C, b1, b2, sigma=1e-2, n_iter=10, step=10, backend="torch")
                     out.square().sum().backward()
                     outs[label] = (out.detach(), C.grad)
 
@@ -100,7 +100,7 @@ def main():
                 kernels.LOGIT_TOL = old
             rows.append({"what": "diff_zoomout 30->130 fwd+bwd", "n": b1.n, "logits": label, "wall_s": wall, "cpu_s": cpu})
         C64 = C0.double().clone().requires_grad_(True)
-        out64 = diff_zoomout(C64, b1.to(dtype=torch.float64), b2.to(dtype=torch.float64), 1e-2, 10, 10, backend="torch")
+        out64 = diff_zoomout(C64, b1.to(dtype=torch.float64), b2.to(dtype=torch.float64), sigma=1e-2, n_iter=10, step=10, backend="torch")
         out64.square().sum().backward()
         for r in rows[-2:]:
             o, gr = outs[r["logits"]]

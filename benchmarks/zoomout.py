@@ -175,11 +175,11 @@ def measure(size: str, method: str, device: str) -> dict:
         backend = method[5:].removesuffix("+bwd")
         if method.endswith("+bwd"):
             C = C0.clone().requires_grad_(True)
-            out = diff_zoomout(C, basis1, basis2, SIGMA, N_ITER, STEP, backend=backend)
+            out = diff_zoomout(C, basis1, basis2, sigma=SIGMA, n_iter=N_ITER, step=STEP, backend=backend)
             out.square().sum().backward()
             return out.detach()
         with torch.no_grad():
-            return diff_zoomout(C0, basis1, basis2, SIGMA, N_ITER, STEP, backend=backend)
+            return diff_zoomout(C0, basis1, basis2, sigma=SIGMA, n_iter=N_ITER, step=STEP, backend=backend)
 
     warm = method.startswith(("nn-keops", "soft-keops"))
     if warm:  # KeOps compiles on first use: time the second run (compile time reported apart)

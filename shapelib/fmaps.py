@@ -24,7 +24,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from .diffusion import DiffusionNet, input_features
 from .kernels import SoftMap, nearest
+from .operators import compute_operators, wks
+from .train import check_clip_mode, clip_gradients
 
 # ----------------------------------------------------------------------------- bases
 
@@ -71,8 +74,10 @@ class SpectralBasis:
     @classmethod
     def from_shape(cls, shape, k: int, device=None, dtype=torch.float32) -> "SpectralBasis":
         """Computes (or loads from the disk cache) the operators of ``shape`` with ``k`` eigenpairs."""
-        from .operators import compute_operators
-
+        if k >= shape.n_vertices:  # compute_operators caps k at n - 1, so asking it again cannot help
+            raise ValueError(f"SpectralBasis.from_shape(k={k}): {shape!r} has {shape.n_vertices} vertices and compute_operators "
+                             f"gives at most n − 1 = {shape.n_vertices - 1} eigenpairs. Pass k ≤ "
+                             f"{shape.n_vertices - 1}, or use a finer mesh (more vertices) for a larger basis.")
         return cls.from_operators(compute_operators(shape, k=k), k, device, dtype)
 
     @property
@@ -364,7 +369,16 @@ def descriptor_fmap(desc1, desc2, basis1: SpectralBasis, basis2: SpectralBasis, 
     The energy is quadratic: ``solver='direct'`` solves its ``k1 k2 × k1 k2`` normal equations
     exactly (Cholesky; the default for ``k1 k2 ≤ 4096``), ``'lbfgs'`` runs scipy's L-BFGS-B
     on the closed-form gradient to a relative tolerance of 1e-12 (larger bases).
+    Descriptors holding NaN or inf raise ValueError naming the vertex and the column.
     """
+    for name, D in (("desc1", desc1), ("desc2", desc2)):  # NaN used to reach MKL/torch (INTERNAL ASSERT)
+        D = D.detach().cpu().numpy() if isinstance(D, torch.Tensor) else np.asarray(D)
+        if np.issubdtype(D.dtype, np.number) and not np.isfinite(D).all():
+            bad = np.argwhere(~np.isfinite(D.reshape(len(D), -1)))
+            raise ValueError(
+                f"descriptor_fmap: {name} contains NaN or inf at {len(bad)} entries (first: vertex {bad[0][0]}, "
+                f"column {bad[0][1]}). Check the descriptors (e.g. a WKS/HKS of a degenerate basis, a division "
+                "by zero, a network that diverged) and drop or repair those columns before fitting a map.")
     E = fmap_energy(desc1, desc2, basis1, basis2, k1, k2, w_descr, w_lap, w_dcomm, w_orient, ops1, ops2,
                     lap_mask, orient_reversing)
     if solver == "auto":
@@ -468,8 +482,6 @@ AXIOMATIC = dict(n_energies=100, k_descr=128, every=2, k_init=30, k_final=110, s
 def wks_descriptors(ops, n_energies: int = 100, k: int = 128, every: int = 2) -> np.ndarray:
     """``(n, ⌈n_energies / every⌉)`` WKS of a shape's :class:`~shapelib.operators.Operators` on
     its first ``k`` eigenpairs, every ``every``-th energy kept (pyFM's ``preprocess`` defaults)."""
-    from .operators import wks
-
     if ops.evals.shape[0] < k:
         raise ValueError(f"wks_descriptors: k={k} eigenpairs asked, the operators hold {ops.evals.shape[0]}; "
                          f"recompute with compute_operators(shape, k={k}).")
@@ -506,26 +518,55 @@ def embedding_diameter(X: torch.Tensor) -> torch.Tensor:
         return ((X - X[far]) ** 2).sum(1).max().sqrt()
 
 
-def diff_zoomout(C12_init: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis, sigma: float = 1e-2,
-                 n_iter: int = 10, step: int = 10, backend: str = "auto", relative_sigma: bool = False,
-                 return_history: bool = False):
+@dataclass(frozen=True)
+class ZoomOutLayer:
+    """The settings of differentiable ZoomOut (:func:`diff_zoomout`): ``n_iter`` steps growing the
+    basis by ``step``, soft maps of width ``sigma`` — absolute, or with ``relative_sigma`` times the
+    (estimated) largest pairwise distance of the embedding it is applied to (the public code's
+    convention). :meth:`sigma_for` is the one place that rule lives; :class:`FmapTrainConfig`
+    carries the same fields and method."""
+
+    sigma: float = 1e-2
+    n_iter: int = 10
+    step: int = 10
+    relative_sigma: bool = False
+    backend: str = "auto"
+
+    def sigma_for(self, X: torch.Tensor) -> float:
+        """σ of a soft map whose target rows are ``X``: ``sigma``, or ``sigma × diameter(X)``."""
+        return sigma_for(self, X)
+
+
+def sigma_for(settings, X: torch.Tensor) -> float:
+    """σ of a soft map onto the rows of ``X`` under ``settings`` (anything with ``sigma`` and
+    ``relative_sigma``: :class:`ZoomOutLayer`, :class:`FmapTrainConfig`)."""
+    return settings.sigma * float(embedding_diameter(X)) if settings.relative_sigma else settings.sigma
+
+
+def diff_zoomout(C12_init: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis, layer=None,
+                 return_history: bool = False, **settings):
     """Differentiable ZoomOut (Magnet & Ovsjanikov 2024, Sec. 4.2): ZoomOut with every hard
     nearest-neighbour map replaced by the soft map ``Π21 = SoftMap(Φ1 C12ᵀ, Φ2, σ)``, never stored.
 
     C12_init ``(k, k)`` → ``C12 (k + n_iter·step, k + n_iter·step)`` (paper: 30 → 130), differentiable
-    w.r.t. ``C12_init``. ``relative_sigma``: σ is multiplied by the (estimated) largest pairwise
-    distance of the spectral embedding at each iteration (the public code's convention).
+    w.r.t. ``C12_init``. ``layer``: its settings, a :class:`ZoomOutLayer` (or a
+    :class:`FmapTrainConfig`, which carries the same ones); keyword ``settings`` (``sigma=``,
+    ``n_iter=``, ``step=``, ``relative_sigma=``, ``backend=``) change single ones. σ follows
+    :meth:`ZoomOutLayer.sigma_for` at each iteration.
     """
+    if layer is None:
+        layer = ZoomOutLayer(**settings)
+    elif settings:
+        layer = replace(ZoomOutLayer(layer.sigma, layer.n_iter, layer.step, layer.relative_sigma, layer.backend), **settings)
     C = C12_init
     if C.shape[0] != C.shape[1]:
         raise ValueError(f"diff_zoomout expects a square C12, got {tuple(C.shape)}.")
     history = [C]
     k = C.shape[0]
-    for _ in range(n_iter):
-        k = k + step
+    for _ in range(layer.n_iter):
+        k = k + layer.step
         emb1, emb2 = spectral_embeddings(C, basis1, basis2)
-        s = sigma * float(embedding_diameter(emb2)) if relative_sigma else sigma
-        C = soft_fmap(SoftMap(emb1, emb2, s, backend=backend), basis1, basis2, k, k)
+        C = soft_fmap(SoftMap(emb1, emb2, sigma_for(layer, emb2), backend=layer.backend), basis1, basis2, k, k)
         history.append(C)
     return (C, history) if return_history else C
 
@@ -605,13 +646,15 @@ class FmapTrainConfig:
                        **changes)
 
     def __post_init__(self):
-        from .train import check_clip_mode
-
         check_clip_mode(self.clip_mode)
 
     @property
     def k_final(self) -> int:
         return self.k_init + self.n_iter * self.step
+
+    def sigma_for(self, X: torch.Tensor) -> float:
+        """σ of a soft map onto the rows of ``X`` (:func:`sigma_for`: absolute or relative)."""
+        return sigma_for(self, X)
 
     def consistency_weight(self, progress: float) -> float:
         """Geometric ramp from ``w_consist[0]`` to ``w_consist[1]`` over ``consist_ramp`` of training."""
@@ -628,15 +671,14 @@ def pair_losses(F1: torch.Tensor, F2: torch.Tensor, basis1: SpectralBasis, basis
     ``C_init (k, k)`` → differentiable ZoomOut → losses. Returns a dict with ``loss`` (total) and
     each term (unweighted), ``C_init`` and ``C_refined``."""
     k = cfg.k_init
-    s = cfg.sigma * float(embedding_diameter(F2)) if cfg.relative_sigma else cfg.sigma
-    C_init = soft_fmap(SoftMap(F1, F2, s, backend=cfg.backend), basis1, basis2, k, k)
+    C_init = soft_fmap(SoftMap(F1, F2, cfg.sigma_for(F2), backend=cfg.backend), basis1, basis2, k, k)
     terms = {"orth": orthogonality_loss(C_init)}
     if cfg.w_lap:
         terms["lap"] = laplacian_commutativity_loss(C_init, basis1, basis2)
     w_c = cfg.consistency_weight(progress)
     C_ref = None
     if refine:
-        C_ref = diff_zoomout(C_init, basis1, basis2, cfg.sigma, cfg.n_iter, cfg.step, cfg.backend, cfg.relative_sigma)
+        C_ref = diff_zoomout(C_init, basis1, basis2, cfg)
         terms["consist"] = consistency_loss(C_init, C_ref.detach() if cfg.consist_detach else C_ref)
         if cfg.w_orth_final:
             terms["orth_final"] = orthogonality_loss(C_ref)
@@ -664,8 +706,6 @@ class ShapeData:
         ``'xyz'``, or ``'wks'`` (128 WKS energies on the first 128 eigenpairs, the authors' code's
         input; needs ``k ≥ 128``); ``standardize`` z-scores each input channel on the shape
         (measured: without it the unsupervised losses barely move in the first hundred steps)."""
-        from .operators import compute_operators
-
         if inputs not in ("hks", "xyz", "wks"):
             raise ValueError(f"inputs={inputs!r}: choose 'hks', 'wks' or 'xyz'.")
         ops = compute_operators(shape, k=k)
@@ -673,8 +713,6 @@ class ShapeData:
             x = wks_descriptors(ops, n_energies=128, k=128, every=1)
         else:
             try:
-                from .diffusion import input_features
-
                 x = input_features(ops if inputs == "hks" else shape, kind=inputs)
             except ImportError:  # DiffusionNet's module absent: the same HKS inputs
                 if inputs != "hks":
@@ -708,8 +746,6 @@ def default_extractor(in_channels: int, out_channels: int = 32, width: int = 128
     """DiffusionNet (``shapelib.diffusion``) when it is importable, else :class:`PerVertexMLP`.
     Returns ``(network, name)``."""
     try:
-        from .diffusion import DiffusionNet
-
         return DiffusionNet(in_channels, out_channels, width=width, n_blocks=n_blocks), "DiffusionNet"
     except ImportError:
         return PerVertexMLP(in_channels, out_channels, width), "per-vertex MLP (DiffusionNet not available)"
@@ -729,8 +765,6 @@ def train_unsupervised(net: torch.nn.Module, shapes: list[ShapeData], cfg: FmapT
     import time
 
     from tqdm.auto import tqdm
-
-    from .train import clip_gradients
 
     if len(shapes) < 2:
         raise ValueError("train_unsupervised needs at least two shapes.")
@@ -763,40 +797,45 @@ def train_unsupervised(net: torch.nn.Module, shapes: list[ShapeData], cfg: FmapT
     return out
 
 
+#: the test-time maps of learned features (:func:`map_from_features`)
+STAGES = ("features", "zoomout", "layer")
+
+
 @torch.no_grad()
 def predict_map(net: torch.nn.Module, s1: ShapeData, s2: ShapeData, cfg: FmapTrainConfig,
-                refine: bool | str = True, backend: str | None = None):
+                stage: str = "zoomout", backend: str | None = None):
     """Test-time map of a trained network (:func:`map_from_features`): ``p2p_21`` from feature nearest
-    neighbours (``refine=False``), from the hard ZoomOut of ``C_init`` to ``k_final`` (``refine=True``)
-    or from the network's own differentiable ZoomOut layer (``refine="layer"``). Returns ``(p2p_21, C12)``."""
-    return map_from_features(net(s1.x, s1.ops), net(s2.x, s2.ops), s1.basis, s2.basis, cfg, refine, backend)
+    neighbours (``stage="features"``), from the hard ZoomOut of ``C_init`` to ``k_final``
+    (``"zoomout"``) or from the network's own differentiable ZoomOut layer (``"layer"``). Returns
+    ``(p2p_21, C12)``."""
+    return map_from_features(net(s1.x, s1.ops), net(s2.x, s2.ops), s1.basis, s2.basis, cfg, stage, backend)
 
 
 @torch.no_grad()
 def map_from_features(F1: torch.Tensor, F2: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis,
-                      cfg: FmapTrainConfig, refine: bool | str = True, backend: str | None = None):
+                      cfg: FmapTrainConfig, stage: str = "zoomout", backend: str | None = None):
     """:func:`predict_map` from features already computed (evaluate many pairs, one forward pass
-    per shape). Every map starts from the soft map of the features, ``C_init = Φ₂†Π21Φ₁`` (k_init):
+    per shape). Every map starts from the soft map of the features, ``C_init = Φ₂†Π21Φ₁`` (k_init);
+    ``stage`` (one of :data:`STAGES`) says how far it goes:
 
-    * ``refine=False``: the nearest learned feature (the argmax of Π21), no spectral step;
-    * ``refine=True`` (or ``"zoomout"``): hard ZoomOut of ``C_init`` to ``k_final``;
-    * ``refine="layer"``: the network's own differentiable ZoomOut layer as in training
+    * ``"features"``: the nearest learned feature (the argmax of Π21), no spectral step;
+    * ``"zoomout"``: hard ZoomOut of ``C_init`` to ``k_final``;
+    * ``"layer"``: the network's own differentiable ZoomOut layer as in training
       (:func:`diff_zoomout`, σ of ``cfg``), then the nearest neighbour of ``Φ₂`` in ``Φ₁C_finalᵀ``: the
       map the authors' public test code scores (``T21.get_nn()`` after the layer's forward pass in
       ``trainer_dzo.py``), so the one their Table 1 reports.
 
     Returns ``(p2p_21, C12)``."""
-    if refine not in (False, True, "zoomout", "layer"):
-        raise ValueError(f"refine={refine!r}: use False (nearest learned feature), True / 'zoomout' (hard ZoomOut) "
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}: use 'features' (nearest learned feature), 'zoomout' (hard ZoomOut) "
                          "or 'layer' (the differentiable ZoomOut layer).")
     backend = backend or cfg.backend
-    s = cfg.sigma * float(embedding_diameter(F2)) if cfg.relative_sigma else cfg.sigma
-    pi = SoftMap(F1, F2, s, backend=backend)
+    pi = SoftMap(F1, F2, cfg.sigma_for(F2), backend=backend)
     C = soft_fmap(pi, basis1, basis2, cfg.k_init, cfg.k_init)
-    if not refine:
+    if stage == "features":
         return pi.argmax(), C
-    if refine == "layer":
-        C = diff_zoomout(C, basis1, basis2, cfg.sigma, cfg.n_iter, cfg.step, backend, cfg.relative_sigma)
+    if stage == "layer":
+        C = diff_zoomout(C, basis1, basis2, cfg, backend=backend)
         return fmap_to_p2p(C, basis1, basis2, backend=backend), C
     C, p2p = zoomout(C, basis1, basis2, cfg.k_final, step=cfg.step, backend=backend)
     return p2p, C

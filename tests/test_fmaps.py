@@ -152,7 +152,7 @@ def test_the_three_test_time_maps_of_learned_features(pair):
     assert abs(err["layer"] - err["zoomout"]) < 0.25 * err["zoomout"] + 0.2, f"layer vs hard ZoomOut: {err}"
     C_layer = map_from_features(F1, F2, b1, b2, cfg, stage="layer")[1]
     C0 = map_from_features(F1, F2, b1, b2, cfg, stage="features")[1]
-    assert torch.allclose(C_layer, diff_zoomout(C0, b1, b2, cfg.sigma, cfg.n_iter, cfg.step, "torch", True))
+    assert torch.allclose(C_layer, diff_zoomout(C0, b1, b2, cfg, backend="torch"))
     with pytest.raises(ValueError, match="stage='soft'"):
         map_from_features(F1, F2, b1, b2, cfg, stage="soft")
 
