@@ -177,6 +177,11 @@ class Record:
             raise KeyError(f"record {self.experiment!r} has no summary {key!r} (it has: {', '.join(S)}).")
         return S[key]
 
+    def paper_score(self, key: str) -> dict | None:
+        """The summary entry ``key`` of the model scored by its paper's own yardstick
+        (``evaluation["paper_yardstick"]``, :func:`shapelib.experiments.runner.rescore`), or None."""
+        return self.evaluation.get("paper_yardstick", {}).get("summary", {}).get(key)
+
     @property
     def per_shape(self) -> dict:
         """Per test shape (or pair) evaluation rows."""

@@ -184,16 +184,11 @@ def t5_report_rows(records: dict | None = None) -> list[dict]:
         protocol = ("paper" if not differs else "reduced: " + "; ".join(differs)) + f" ({where})"
         if graph:
             protocol = "baseline, not in the paper: the same network and training, graph Laplacian of the mesh edges; " + protocol
-        Y = rec.evaluation.get("paper_yardstick", {}).get("summary", {})
         for kind, S in rec.summary().items():
             own = f"{S['mean']:.2f} (median {S['median']:.2f}, std {S['std']:.2f}); accuracy {S['accuracy']:.1f} %"
-            if kind in Y:        # scored as the reference code scores it; shapelib's own number beside it
-                ours, value = f"{Y[kind]['mean']:.2f} (paper's yardstick); shapelib's metric: {own}", Y[kind]["mean"]
-                yardstick = f"; yardstick: {T5_YARDSTICK}"
-            else:
-                ours, value = own, S["mean"]
-                yardstick = ("; yardstick: shapelib's (heat-method geodesics on each test mesh ÷ an estimated "
-                             "diameter, mean per shape), not the paper's")
+            ours, value, yardstick = report.yardstick_columns(
+                own, S["mean"], rec.paper_score(kind), T5_YARDSTICK,
+                "shapelib's (heat-method geodesics on each test mesh ÷ an estimated diameter, mean per shape)")
             rows.append(dict(
                 quantity=f"Table 5, {kind}: mean geodesic error ×100 ({'graph-Laplacian baseline, ' if graph else ''}checkpoint)",
                 paper=T5_PAPER_BASELINES if graph else S["paper"], ours=ours,

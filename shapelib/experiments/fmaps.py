@@ -297,14 +297,10 @@ def trained_rows(record: Record | None = None) -> list[dict]:
                  if "paper" in S else "— (Table 1 reports the network output)")
         own = (f"mean {S['mean']:.2f}, median {S['median']:.2f}, 10–90 % {S['p10']:.2f}–{S['p90']:.2f}, "
                f"flipped {100 * S['flipped']:.1f} %{fmaps_axiomatic.share_text(S)}")
-        Y = record.evaluation.get("paper_yardstick", {}).get("summary", {}).get(stage)
-        if Y:                # scored as the authors' test code scores it; shapelib's own metric beside it
-            ours, value = f"{Y['mean']:.2f} (paper's yardstick, median {Y['median']:.2f}); shapelib's metric: {own}", Y["mean"]
-            yardstick = f"; yardstick: {FM_YARDSTICK}"
-        else:
-            ours, value = own, S["mean"]
-            yardstick = ("; yardstick: shapelib's (heat-method geodesics, each vertex of shape 2 once), not the "
-                         "paper's")
+        Y = record.paper_score(stage)
+        ours, value, yardstick = report.yardstick_columns(
+            own, S["mean"], Y, FM_YARDSTICK, "shapelib's (heat-method geodesics, each vertex of shape 2 once)",
+            extra=f", median {Y['median']:.2f}" if Y else "")
         rows.append(dict(
             quantity=f"{TRAINED} {record.experiment}), {label}", paper=paper, ours=ours,
             data=f"real: FAUST_r, trained on 000–079 ({shapes}), tested on 080–099 "

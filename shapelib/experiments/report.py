@@ -85,6 +85,18 @@ def results_table(notebook: str, rows: list[dict], show: bool = True) -> str | N
     return text
 
 
+def yardstick_columns(own: str, own_value: float, paper_score: dict | None, paper_yardstick: str,
+                      our_yardstick: str, extra: str = "") -> tuple[str, float, str]:
+    """``(ours, ours_value, protocol suffix)`` of a REPORT row whose model may also have been scored
+    by its paper's yardstick (``paper_score``: that summary, with ``mean``): then the paper-yardstick
+    number leads and shapelib's own metric (``own``) follows, labelled; otherwise ``own`` alone. The
+    suffix names the yardstick the row's number follows (``paper_yardstick`` or ``our_yardstick``)."""
+    if paper_score:
+        return (f"{paper_score['mean']:.2f} (paper's yardstick{extra}); shapelib's metric: {own}", paper_score["mean"],
+                f"; yardstick: {paper_yardstick}")
+    return own, own_value, f"; yardstick: {our_yardstick}, not the paper's"
+
+
 def replace_rows(record: str | Path, drop, rows: list[dict], notebook: str) -> Path:
     """Replace the rows of a notebook's stored record (``results/records/<nb>.json``) for which
     ``drop(row)`` is true by ``rows`` (scrubbed, stamped with the record's notebook name), and
