@@ -14,6 +14,9 @@ model, absent on models that lack the part) with the geodesic-consistency loss
 
 Evaluation is the mean geodesic error (mGE, Algorithm 1): for every annotated ``p`` and every
 ``q`` of the same set, ``x = argmin_{x∈M_q} ‖f(x) − f(p)‖`` and the error is ``d_geo(q, x)``.
+:func:`mean_geodesic_error` pools all pairs; :func:`mge_per_set` reduces them as the authors' test
+code does (per set over pairs of different models, then the mean over sets) — the number of the
+paper protocols (:mod:`shapelib.experiments.cpnet`).
 
 Conventions: clouds are centred and scaled to a unit bounding-box diagonal (ShapeNet's
 ``model_normalized`` convention), so distances and mGE are in units of the object's diagonal.
@@ -28,7 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .diffusion import DiffusionNet
+from .geodesics import geodesic_distances
+from .kernels import knn, nearest
+from .operators import compute_operators
 from .shape import Shape
+from .train import fit
 
 EMBED_DIM = 128  # the paper's embedding size (all backbones)
 
@@ -178,8 +186,6 @@ class CorrespondenceSets:
 def _cloud_geodesics(points: np.ndarray, keypoints: np.ndarray, n_neighbors: int = 16) -> np.ndarray:
     """``(K, n) float32`` graph geodesics from each present keypoint (NaN rows for absent ones).
     A disconnected k-NN graph (thin, far-apart parts) is rebuilt with twice the neighbours."""
-    from .geodesics import geodesic_distances
-
     K, n = len(keypoints), len(points)
     out = np.full((K, n), np.nan, dtype=np.float32)
     have = np.flatnonzero(keypoints >= 0)
@@ -269,8 +275,6 @@ def mge_errors(sets: CorrespondenceSets, embeddings, backend: str = "auto") -> d
     Returns dict of ``(T,)`` arrays: ``error``, ``set``, ``p_model``, ``q_model`` (all pairs,
     ``p = q`` included as in Algorithm 1).
     """
-    from .kernels import nearest
-
     if len(embeddings) != sets.n_models:
         raise ValueError(f"{len(embeddings)} embeddings for {sets.n_models} models; pass one (n, D) per model.")
     E = [_as_tensor(F).detach() for F in embeddings]
@@ -300,6 +304,50 @@ def mean_geodesic_error(sets: CorrespondenceSets, embeddings, backend: str = "au
     e = mge_errors(sets, embeddings, backend)
     keep = np.ones(len(e["error"]), bool) if include_self else e["p_model"] != e["q_model"]
     return float(np.mean(e["error"][keep]))
+
+
+def mge_per_set(sets: CorrespondenceSets, embeddings, backend: str = "auto") -> dict:
+    """mGE reduced as the CPNet authors' test code reduces it: for each correspondence set, the mean
+    over ordered pairs of DIFFERENT models holding it (``p = q`` excluded) of ``d_geo(q, x)``; then
+    the mean over the sets that have at least one such pair.
+
+    Reference (read, not copied): yokinglou/CorresPondenceNet @ 3965c99 — ``utils.py:126-172``
+    (``geo_error_per_cp``: for model ``i`` and every other model ``j != i`` holding the set, the
+    nearest embedding on ``j`` of ``f(p_i)`` (a KD-tree in embedding space) and the error
+    ``dist_mats[j][idx, idx_gt]``, averaged over the pairs); ``test.py:66-90`` (the per-set errors
+    of the valid sets averaged: "mean Geodesic Error"); ``utils.py:98-100`` (``gen_geo_dists``: the
+    geodesic matrix is the shortest-path distance on the cloud's 20-NN graph with Euclidean edge
+    lengths, sklearn ``kneighbors_graph`` + ``graph_shortest_path``). The distances are NOT divided by
+    anything: mGE is in the length unit of the stored clouds (ShapeNet's ``model_normalized`` frame,
+    bounding-box diagonal about 1; here every cloud is rescaled to a unit bounding-box diagonal, so
+    mGE is in units of the object's diagonal). The paper text speaks of geodesics on meshes; the
+    released code measures them on the clouds, as here (``sets.geo``: Dijkstra on the k-NN graph).
+
+    Returns ``{"mge": float, "per_set": {set: mean error}, "n_pairs": {set: count}}``.
+    """
+    e = mge_errors(sets, embeddings, backend)
+    keep = e["p_model"] != e["q_model"]
+    err, lab = e["error"][keep], e["set"][keep]
+    per_set, counts = {}, {}
+    for j in np.unique(lab):
+        m = lab == j
+        per_set[int(j)] = float(np.mean(err[m]))
+        counts[int(j)] = int(m.sum())
+    if not per_set:
+        raise ValueError("no correspondence set is annotated on two models: mGE is undefined.")
+    return {"mge": float(np.mean(list(per_set.values()))), "per_set": per_set, "n_pairs": counts}
+
+
+def rotate_about_vertical(points, angle: float, axis: int = 1):
+    """Points rotated by ``angle`` radians about coordinate ``axis`` through the origin (ShapeNet's
+    and KeypointNet's up axis is y, ``axis=1``). Works on numpy arrays and torch tensors."""
+    c, s_ = float(np.cos(angle)), float(np.sin(angle))
+    a, b = [i for i in range(3) if i != axis]
+    R = np.eye(3)
+    R[a, a], R[a, b], R[b, a], R[b, b] = c, -s_, s_, c
+    if isinstance(points, torch.Tensor):
+        return points @ torch.as_tensor(R.T, dtype=points.dtype, device=points.device)
+    return np.asarray(points) @ R.T
 
 
 def mean_geodesic_error_loop(sets: CorrespondenceSets, embeddings) -> float:
@@ -333,8 +381,6 @@ def spectral_descriptors(sets: CorrespondenceSets, k: int = 128, n_hks: int = 16
     point-cloud Laplacian (``k`` eigenpairs), each column z-scored per model, concatenated
     ``(n_m, n_hks + n_wks)``. Intrinsic and local-to-multiscale — NOT the paper's SHOT."""
     from tqdm.auto import tqdm
-
-    from .operators import compute_operators
 
     out = []
     for p in tqdm(sets.points, desc="HKS/WKS", disable=not progress, leave=False):
@@ -390,8 +436,6 @@ class EdgeConv(nn.Module):
         self.mlp = _mlp([2 * c_in, c_out])
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        from .kernels import knn
-
         idx, _ = knn(h.detach(), self.k, backend="torch")  # (n, k), no gradient through the graph
         hi = h[:, None, :].expand(-1, self.k, -1)
         e = torch.cat([hi, h[idx] - hi], dim=-1)  # (n, k, 2c)
@@ -430,7 +474,6 @@ class DiffusionNetEmbed(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = EMBED_DIM, width: int = 64, n_blocks: int = 4):
         super().__init__()
-        from .diffusion import DiffusionNet
 
         self.net = DiffusionNet(in_channels, out_channels, width=width, n_blocks=n_blocks)
         self.in_channels = in_channels
@@ -459,8 +502,6 @@ def prepare_inputs(sets: CorrespondenceSets, needs_ops: bool = False, k: int = 1
     """Per model: ``x (n, 3)`` float32 xyz (unit diagonal) and, with ``needs_ops`` (DiffusionNet),
     ``ops`` = the cloud's operators (``k`` eigenpairs, cached on disk) as torch tensors."""
     from tqdm.auto import tqdm
-
-    from .operators import compute_operators
 
     out = []
     for p in tqdm(sets.points, desc="inputs", disable=not (progress and needs_ops), leave=False):
@@ -528,8 +569,6 @@ def train_embeddings(model: nn.Module, sets: CorrespondenceSets, inputs: list[di
     collapses). Returns the ``History`` (``extra['pull']``, ``extra['push']``
     per epoch).
     """
-    from .train import fit
-
     train_models = np.asarray(list(train_models))
     D = torch.as_tensor(sets.subset(train_models).set_distances() if set_dist is None else np.asarray(set_dist),
                         dtype=torch.float32, device=inputs[0]["x"].device)
@@ -580,11 +619,27 @@ class PartClassifier(nn.Module):
         return self.backbone.features(x, ops)
 
 
+class PartSegEmbed(nn.Module):
+    """Table 3's part-supervised network: an embedding backbone ``(n, D)`` followed by ReLU and a
+    linear part classifier ``(n, n_parts)``. Trained on part labels (cross-entropy); its embeddings
+    are the backbone output, the last-but-one layer (:meth:`embed`), the same ``D``-d layer the
+    correspondence-trained model outputs."""
+
+    def __init__(self, backbone: nn.Module, dim: int, n_parts: int):
+        super().__init__()
+        self.net = backbone
+        self.cls = nn.Sequential(nn.ReLU(), nn.Linear(dim, n_parts))
+
+    def forward(self, x, ops=None):
+        return self.cls(self.net(x, ops))
+
+    def embed(self, x, ops=None):
+        return self.net(x, ops)
+
+
 def train_parts(model: PartClassifier, sets: CorrespondenceSets, inputs: list[dict], train_models, epochs: int,
                 lr: float = 1e-3, seed: int = 0, progress: bool = True, desc: str = "parts"):
     """Cross-entropy on the per-point part labels of ``sets.parts`` (one model per step)."""
-    from .train import fit
-
     if sets.parts is None:
         raise ValueError("these correspondence sets carry no part labels (sets.parts is None).")
     items = [(inputs[m], torch.as_tensor(sets.parts[m], dtype=torch.long)) for m in train_models]
@@ -601,8 +656,6 @@ def part_features(model: PartClassifier, inputs: list[dict]) -> list[torch.Tenso
 
 def correspondence(F_src, F_tgt, backend: str = "auto") -> np.ndarray:
     """``(n_tgt,) int``: for each target point the source point with the nearest embedding."""
-    from .kernels import nearest
-
     return nearest(_as_tensor(F_src).detach(), _as_tensor(F_tgt).detach(), backend=backend).cpu().numpy()
 
 
