@@ -200,6 +200,12 @@ class Record:
                 f"on {self.trained_on()}")
 
 
+def committed(names) -> dict[str, "Record"]:
+    """The records of those of ``names`` that have a committed checkpoint, in that order."""
+    have = set(available())
+    return {n: load_record(n) for n in names if n in have}
+
+
 def hardware() -> str:
     """Machine description for a record: CPU/GPU, core count, threads, versions (no host name or path)."""
     import torch

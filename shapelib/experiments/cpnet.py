@@ -378,7 +378,7 @@ def report_rows(records: dict | None = None, baselines_record: dict | None = Non
     (:data:`BASELINES_PATH`). ``records``: ``{name: Record}`` (default: the committed ones)."""
     names = [POINTNET, POINTNET + "_seed1", POINTNET + "_seed2", DGCNN, DGCNN + "_seed1", PARTS, PARTS + "_seed1"]
     if records is None:
-        records = {n: checkpoints.load_record(n) for n in names if n in checkpoints.available()}
+        records = checkpoints.committed(names)
     if baselines_record is None:
         path = Path(config.REPO_ROOT or Path.cwd()) / BASELINES_PATH
         baselines_record = json.loads(path.read_text()) if path.exists() else None

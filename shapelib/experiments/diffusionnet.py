@@ -75,6 +75,15 @@ def t5_test_items(kind: str, idx: int):
     return (real.faust_registrations([idx]) if kind == "orig" else real.faust_remeshed_test(kind, [idx]))[0]
 
 
+def _t5_predict(model, cfg, device, kind: str, idx: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(true, predicted)`` template vertex of every vertex of test shape ``idx`` in discretisation ``kind``."""
+    item = t5_test_items(kind, idx)
+    prepared = prepare([item.shape], None, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device,
+                       progress=False)[0]
+    with torch.no_grad():
+        return np.asarray(item.template_index), predict_labels(model, prepared)
+
+
 def _t5_evaluate(model, cfg, device, subset=None):
     """Per test shape: accuracy (exact template vertex, %) and mean geodesic error ×100 ÷ geodesic
     diameter, measured on the original test mesh. ``subset``: ids like ``'iso/080'``."""
@@ -85,13 +94,7 @@ def _t5_evaluate(model, cfg, device, subset=None):
             continue
         original = real.faust_registrations([idx])[0].shape
         diameter = geodesic_diameter_estimate(original)
-        preds = {}
-        for kind in kinds:
-            item = t5_test_items(kind, idx)
-            prepared = prepare([item.shape], None, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device,
-                               progress=False)[0]
-            with torch.no_grad():
-                preds[kind] = (np.asarray(item.template_index), predict_labels(model, prepared))
+        preds = {kind: _t5_predict(model, cfg, device, kind, idx) for kind in kinds}
         # one heat-method solve per template vertex that some prediction missed
         sources = np.unique(np.concatenate([gt[pred != gt] for gt, pred in preds.values()] + [np.zeros(0, int)]))
         D = geodesic_distances(original, sources) if len(sources) else np.zeros((0, original.n_vertices))
@@ -136,12 +139,7 @@ def _t5_yardstick(model, cfg, device, subset=None, diameter: float | None = None
         for kind in T5_KINDS:
             if subset is not None and f"{kind}/{idx:03d}" not in subset:
                 continue
-            item = t5_test_items(kind, idx)
-            prepared = prepare([item.shape], None, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device,
-                               progress=False)[0]
-            with torch.no_grad():
-                pred = predict_labels(model, prepared)
-            gt = np.asarray(item.template_index)
+            gt, pred = _t5_predict(model, cfg, device, kind, idx)
             err = np.zeros(len(gt))
             wrong = pred != gt
             if wrong.any():
@@ -174,8 +172,7 @@ def t5_report_rows(records: dict | None = None) -> list[dict]:
     """REPORT rows of the committed Table 5 checkpoints (DiffusionNet, and the graph-Laplacian
     baseline when committed): mean geodesic error ×100 per discretisation, from their records."""
     if records is None:
-        records = {n: checkpoints.load_record(n) for n in (T5, T5_GRAPH)
-                   if n in checkpoints.available()}
+        records = checkpoints.committed((T5, T5_GRAPH))
     rows = []
     for name, rec in records.items():
         graph = name == T5_GRAPH
@@ -308,12 +305,6 @@ for _mode in ("complex", "real"):
 #: Table 5 of the paper (mean geodesic error ×100, orig / iso / dense / qes / cloud)
 PAPER_T5_ROWS = {"DiffusionNet": [0.33, 0.68, 0.62, 0.82, 2.59], "DGCNN (vertices)": [2.44, 14.58, 15.72, 27.00, 32.13],
                  "ACSCNN": [0.05, 35.29, 19.09, 41.15, None]}
-
-
-def committed(names) -> dict[str, Record]:
-    """The records of those of ``names`` that have a committed checkpoint, in that order."""
-    have = set(checkpoints.available())
-    return {n: checkpoints.load_record(n) for n in names if n in have}
 
 
 def evaluate_patch_labelling(models: dict, methods: dict, centers, label_of, kinds=T5_KINDS, n_test: int = 2,

@@ -132,6 +132,18 @@ def fm_test_pairs(subset=None):
     return [(a, b) for a, b in test_pairs("faust_r") if subset is None or f"{a}<-{b}" in subset]
 
 
+def _test_features(model, cfg, device, pairs):
+    """The test shapes of ``pairs``: items (with their mirror rows), unit-area shapes, network
+    inputs (ShapeData) and the model's learned features, each by name — computed once per shape."""
+    items, unit, data, feats = {}, {}, {}, {}
+    for it in tqdm(items_with_symmetry(sorted({n for p in pairs for n in p})), desc="test shapes", leave=False):
+        items[it.name], unit[it.name] = it, it.shape.normalized("area")
+        data[it.name] = fm_shape_data(unit[it.name], cfg, device)
+        with torch.no_grad():
+            feats[it.name] = model(data[it.name].x, data[it.name].ops)
+    return items, unit, data, feats
+
+
 def _fm_evaluate(model, cfg, device, subset=None):
     """Per test pair ``'tr_reg_080<-tr_reg_081'``: error ×100 of the feature map (nearest learned
     feature, ``features``), of its hard ZoomOut refinement (k_init → k_final of the config,
@@ -140,13 +152,7 @@ def _fm_evaluate(model, cfg, device, subset=None):
     flipped, and the share of its error on vertices sent to the mirror side (:meth:`PairScorer.score`)."""
     fm = fm_train_config(cfg)
     pairs = fm_test_pairs(subset)
-    names = sorted({n for p in pairs for n in p})
-    items, unit, data, feats = {}, {}, {}, {}
-    for it in tqdm(items_with_symmetry(names), desc="test shapes", leave=False):
-        items[it.name], unit[it.name] = it, it.shape.normalized("area")
-        data[it.name] = fm_shape_data(unit[it.name], cfg, device)
-        with torch.no_grad():
-            feats[it.name] = model(data[it.name].x, data[it.name].ops)
+    items, unit, data, feats = _test_features(model, cfg, device, pairs)
     per_pair = {}
     for a, b in tqdm(pairs, desc="FAUST_r test pairs", leave=False):
         scorer = PairScorer(real.r_pair(items[a], items[b]), unit[a])
@@ -188,12 +194,7 @@ def _fm_yardstick(model, cfg, device, subset=None, geodesics: str = "exact"):
     same numbers, cheaper for one pair)."""
     fm = fm_train_config(cfg)
     pairs = fm_test_pairs(subset)
-    items = {it.name: it for it in real.r_dataset("faust_r", sorted({n for p in pairs for n in p}))}
-    data, feats = {}, {}
-    for name, it in items.items():
-        data[name] = fm_shape_data(it.shape, cfg, device)
-        with torch.no_grad():
-            feats[name] = model(data[name].x, data[name].ops)
+    items, _, data, feats = _test_features(model, cfg, device, pairs)
     per_pair = {}
     for a, b in tqdm(pairs, desc="FAUST_r test pairs (paper yardstick)", leave=False):
         row = {}
@@ -266,7 +267,7 @@ def trained_checkpoints() -> list[str]:
 
 def trained_records() -> list[Record]:
     """The records of :func:`trained_checkpoints`, in the same order."""
-    return [checkpoints.load_record(n) for n in trained_checkpoints()]
+    return list(checkpoints.committed(trained_checkpoints()).values())
 
 
 def trained_rows(record: Record | None = None) -> list[dict]:
