@@ -25,6 +25,15 @@ def pair():
     return dict(s1=s1, s2=s2, o1=o1, o2=o2, b1=b1, b2=b2, gt=gt, ev=ev, C0=p2p_to_fmap(noisy, b1, b2, 10, 10), noisy=noisy)
 
 
+def test_ex04_zoomout_step(pair):
+    """Exercise 1: one ZoomOut step (p2p → C at the next size); from a 30 %-wrong map, ZoomOut with
+    either step size lowers the error."""
+    P = pair
+    out = solutions.ex04_zoomout_step(P["C0"], P["b1"], P["b2"], P["ev"].mean, k_final=30, steps=(10, 5))
+    before = P["ev"].mean(P["noisy"])
+    assert out[5]["error"] < 0.5 * before and out[10]["error"] < 0.5 * before, (before, out)
+
+
 def test_ex04_sigma_sweep(pair):
     P = pair
     out = solutions.ex04_sigma_sweep(P["C0"], P["b1"], P["b2"], P["ev"].mean, sigmas=(1e-3, 1e-1), n_iter=2, step=5)

@@ -20,7 +20,7 @@ from . import checkpoints
 from ..data import registry as data_registry
 
 #: the paper files of this package that register protocols (imported on the first look-up)
-PAPERS = ("diffusionnet", "meps", "fmaps", "cpnet")
+PAPERS = ("diffusionnet", "diffusionnet_fmaps", "meps", "fmaps", "cpnet", "implicit")
 
 _PROTOCOLS: dict[str, "Protocol"] = {}
 

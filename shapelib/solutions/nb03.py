@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..meps import add_noise, label_set, PointSignatureNet, prepare
-from ..train import fit, labelling_loss, predict_labels
+from ..meps import add_noise, label_set, prepare, train_relation
+from ..train import predict_labels
 from ..fmaps import p2p_to_fmap, SpectralBasis, zoomout
 from ..metrics import GeodesicEvaluator
 from .. import Shape
@@ -13,13 +13,7 @@ from ..data.synthetic.variants import decimate
 
 
 def _train(relation: str, items, n_labels: int, epochs: int, meta_widths, lr: float = 1e-2, seed: int = 0):
-    import torch
-
-    torch.manual_seed(seed)
-    net = PointSignatureNet(n_labels, relation, meta_widths=meta_widths)
-    hist = fit(net, items, labelling_loss, epochs=epochs, lr=lr, weight_decay=1e-4,
-               decay_every=max(1, epochs // 3), desc=relation, progress=False)
-    return net, hist
+    return train_relation(relation, items, n_labels, epochs, meta_widths=meta_widths, lr=lr, seed=seed, progress=False)
 
 
 def _label_accuracy(net, items, labels) -> float:
