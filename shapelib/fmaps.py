@@ -410,6 +410,33 @@ def descriptor_fmap(desc1, desc2, basis1: SpectralBasis, basis2: SpectralBasis, 
     return C.to(basis1.evecs.dtype)
 
 
+def regularized_fmap(F1: torch.Tensor, F2: torch.Tensor, basis1: SpectralBasis, basis2: SpectralBasis,
+                     k: int = 30, lam: float = 1e-3) -> torch.Tensor:
+    """The functional map of learned features with the Laplacian penalty of deep functional maps
+    (Donati et al., CVPR 2020; DiffusionNet's Table 4 layer): ``C12 (k, k)`` minimises
+
+        ‖C A − B‖² + lam Σ_ij (λ1_j − λ2_i)² C_ij²,   A = Φ1† F1, B = Φ2† F2 (first k pairs),
+
+    solved row by row in closed form, ``C_i = (A Aᵀ + lam D_i)⁻¹ A B_iᵀ``, ``D_i = diag((λ1 − λ2_i)²)``
+    — the raw eigenvalues (no rescaling: the shapes are expected at unit area, where the reference
+    sets ``lam = 1e-3``; ``experiments/functional_correspondence/fmaps_model.py``
+    ``compute_correspondence`` of github.com/nmwsharp/diffusion-net). Differentiable in F1, F2.
+    F1 ``(n1, d)``, F2 ``(n2, d)``."""
+    if F1.ndim != 2 or F2.ndim != 2 or F1.shape[1] != F2.shape[1]:
+        raise ValueError(f"regularized_fmap: F1 (n1, d) and F2 (n2, d) need the same d; got {tuple(F1.shape)} "
+                         f"and {tuple(F2.shape)}.")
+    if F1.shape[0] != basis1.n or F2.shape[0] != basis2.n:
+        raise ValueError("regularized_fmap: features need one row per vertex of their shape "
+                         f"({basis1.n} and {basis2.n}), got {F1.shape[0]} and {F2.shape[0]}.")
+    if not lam >= 0:
+        raise ValueError(f"regularized_fmap: lam must be >= 0, got {lam!r}.")
+    A, B = basis1.project(F1, k), basis2.project(F2, k)           # (k, d)
+    D = (basis1.evals[:k][None, :] - basis2.evals[:k][:, None]) ** 2  # (k2, k1): row i of C ↔ λ2_i
+    AAt, BAt = A @ A.T, B @ A.T                                     # (k, k)
+    lhs = AAt[None, :, :] + lam * torch.diag_embed(D)              # (k, k, k): one system per row
+    return torch.linalg.solve(lhs, BAt[:, :, None])[:, :, 0]
+
+
 # ----------------------------------------------------------------------------- ZoomOut
 
 

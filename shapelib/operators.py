@@ -342,14 +342,20 @@ def neighbor_pairs(shape: Shape, n_neighbors: int = 30) -> tuple[np.ndarray, np.
 
 
 def gradient_operator(vertices: np.ndarray, frames: np.ndarray, i: np.ndarray, j: np.ndarray,
-                      reg: float = 1e-8) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+                      reg: float = 1e-8, eps: float = 0.0) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Least-squares tangent-plane gradient as two sparse ``(n, n)`` matrices.
 
     At each vertex ``i``, the neighbours' offsets ``e_ij = v_j − v_i`` are projected on the
     frame (``ê_ij = (e·x̂, e·ŷ)``) and ``g_i = argmin_g Σ_j (g·ê_ij − (u_j − u_i))²`` is solved in
     closed form, ``g_i = (Σ ê êᵀ + reg·tr I)⁻¹ Σ ê (u_j − u_i)`` — one vectorised 2×2 solve per
     vertex. Exact for linear functions on a plane. ``reg`` (relative) guards colinear stencils.
+    ``eps`` (absolute, length²) adds ``eps·I`` to the 2×2 matrix as well: DiffusionNet's reference
+    code solves with ``eps_reg = 1e-5`` on unit-area shapes (``src/diffusion_net/geometry.py``
+    ``build_grad``, l. 233 and 253), a ~0.5 % damping of the gradients of a 5k-vertex human — and
+    networks trained on those operators expect it. Default 0: no absolute term.
     """
+    if not eps >= 0:
+        raise ValueError(f"gradient_operator: eps must be >= 0 (an absolute regularisation, length²), got {eps!r}.")
     n = len(vertices)
     e = vertices[j] - vertices[i]
     ex = np.einsum("ij,ij->i", e, frames[i, 0])
@@ -358,7 +364,7 @@ def gradient_operator(vertices: np.ndarray, frames: np.ndarray, i: np.ndarray, j
     b = np.bincount(i, ex * ey, minlength=n)
     c = np.bincount(i, ey * ey, minlength=n)
     tr = a + c
-    a, c = a + reg * tr + 1e-300, c + reg * tr + 1e-300
+    a, c = a + reg * tr + eps + 1e-300, c + reg * tr + eps + 1e-300
     det = a * c - b * b
     # rows of the 2x2 inverse applied to each edge vector
     wx = (c[i] * ex - b[i] * ey) / det[i]
@@ -471,7 +477,7 @@ def check_operator_arrays(a: dict, n: int) -> str | None:
 
 
 def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighbors: int = 30,
-                      cache: bool = True) -> Operators:
+                      cache: bool = True, gradient_eps: float = 0.0) -> Operators:
     """L, M, ``k`` eigenpairs, tangent frames and gradient matrices of ``shape`` — cached on disk
     by a content hash of (vertices, faces, normals, parameters). ``k`` is capped at ``n − 1``.
 
@@ -483,15 +489,20 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
     ``method``/``n_neighbors``: see :func:`laplacian` (``'auto'`` falls back to ``'robust'``, with a
     warning, on meshes with bow-tie vertices; ``method='cotan'`` refuses them); ``n_neighbors`` also
     sets the cloud gradient stencil (DiffusionNet uses 30). ``ops.params['method']`` says which
-    Laplacian was used.
+    Laplacian was used. ``gradient_eps``: the absolute regularisation of the gradient solve
+    (:func:`gradient_operator` ``eps``; 1e-5 on unit-area shapes is DiffusionNet's reference code),
+    part of the cache key when nonzero.
     """
     k = int(min(_check_k(k, "compute_operators"), shape.n_vertices - 1))
+    if not gradient_eps >= 0:
+        raise ValueError(f"compute_operators: gradient_eps must be >= 0, got {gradient_eps!r}.")
     auto = method == "auto"
     if auto:  # a mesh with bow-tie vertices is switched to 'robust' below (_auto_method), after the cache lookup
         method = "cotan" if shape.is_mesh else "pointcloud"
 
     def keyed(method: str) -> dict:
-        return {"method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
+        key = {"method": method, "n_neighbors": n_neighbors if not shape.is_mesh or method == "pointcloud" else None}
+        return {**key, "gradient_eps": float(gradient_eps)} if gradient_eps else key
 
     key = keyed(method)
     params = {"k": k, **key}
@@ -501,7 +512,7 @@ def compute_operators(shape: Shape, k: int = 128, method: str = "auto", n_neighb
         evals, evecs = eigenbasis(L, M, k=k)
         frames = tangent_frames(shape.vertex_normals())
         i, j = neighbor_pairs(shape, n_neighbors)
-        gx, gy = gradient_operator(shape.vertices, frames, i, j)
+        gx, gy = gradient_operator(shape.vertices, frames, i, j, eps=gradient_eps)
         return Operators(L, M, evals, evecs, gx, gy, frames, params)._arrays()
 
     def cached():

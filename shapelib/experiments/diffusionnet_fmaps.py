@@ -1,0 +1,369 @@
+"""DiffusionNet Table 4 (Sharp et al. 2022): supervised deep functional maps (Donati et al. 2020
+set-up) scored with the AUTHORS' published feature extractors — an outside check of shapelib's
+whole functional-maps evaluation path (operators, network, fmap solve, p2p conversion, ZoomOut,
+geodesic yardstick).
+
+The weights (``$SHAPELIB_DATA/pretrained/diffusionnet/{faust,scape}_{xyz,hks}.pth``, see its
+PROVENANCE.txt) come from ``experiments/functional_correspondence/pretrained_models/`` of
+github.com/nmwsharp/diffusion-net (commit b1019b0). What the reference evaluation does, and what
+this module does the same way (file and line of that commit):
+
+* shapes: every FAUST_r mesh centred at its vertex mean and scaled to unit area
+  (``faust_scape_dataset.py`` l. 99, ``geometry.normalize_positions(..., scale_method='area')``);
+* operators on the unit-area mesh, k_eig 128 (``functional_correspondence.py`` l. 39): cotan
+  Laplacian, lumped mass, and the least-squares gradient WITH the reference's absolute
+  regularisation ``eps_reg = 1e-5`` (``src/diffusion_net/geometry.py`` l. 233, 253) — here
+  ``compute_operators(gradient_eps=1e-5)`` — in frames whose normals are the plain mean of the unit
+  face normals (``geometry.py`` l. 101–111, ``mesh_vertex_normals``; shapelib's default weights them
+  by area);
+* inputs: xyz = those unit-area positions, each shape turned by its own uniformly random rotation at
+  test time too (``functional_correspondence.py`` l. 178–181: ``augment_random_rotate`` is on for
+  xyz in ``test()``; here seeded); hks = 16 heat kernel signatures on t ∈ logspace(-2, 0) of the
+  unit-area shape, not standardised (``geometry.py`` l. 630–633, ``compute_hks_autoscale``);
+* the fmap: 30×30, ``‖C A − B‖² + 1e-3 Σ (λ1_j − λ2_i)² C_ij²`` row by row
+  (``fmaps_model.py`` l. 12–40) — :func:`shapelib.fmaps.regularized_fmap`;
+* the map: nearest neighbour of each row of Φ2[:, :30] among the rows of Φ1[:, :30] Cᵀ
+  (``functional_correspondence.py`` l. 216–218) — :func:`shapelib.fmaps.fmap_to_p2p`;
+* the yardstick (:data:`YARDSTICK`): per pair (shape 1 = the lower index, ``itertools.combinations``
+  of tr_reg_080–099, ``faust_scape_dataset.py`` l. 38–40), the exact geodesic distance on shape 1
+  between the predicted and true vertex of EVERY ``.vts`` row, ÷ √area (l. 221–224; ``geometry.py``
+  l. 754–781, exact geodesics by libigl at l. 784–795), averaged over the rows; the table entry is
+  the plain mean over the 190 pairs (l. 227 and 234) — ×100 as in the paper.
+  :func:`shapelib.metrics.fmaps_pair_error` computes exactly that (exact MMP geodesics).
+
++ ZoomOut (the paper's "+ ZoomOut" rows; the reference repository has no ZoomOut code): classic
+ZoomOut (:func:`shapelib.fmaps.zoomout`) from the 30×30 map to :data:`ZOOMOUT` ``k_final``.
+
+Weight names: :func:`reference_state_dict` maps the reference ``DiffusionNet`` state dict onto
+:class:`shapelib.diffusion.DiffusionNet` (tested against stored reference outputs,
+``tests/fixtures/diffusionnet_reference``). Results: :data:`RESULTS_PATH`; REPORT rows:
+:func:`report_rows`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from . import checkpoints
+
+#: the authors' four Table 4 feature extractors: input features and the dataset they were trained on
+WEIGHTS = {"faust_xyz": ("xyz", "FAUST_r"), "faust_hks": ("hks", "FAUST_r"),
+           "scape_xyz": ("xyz", "SCAPE_r"), "scape_hks": ("hks", "SCAPE_r")}
+#: the reference's network and fmap settings (fmaps_model.py, functional_correspondence.py)
+CONFIG = {"C_out": 128, "C_width": 128, "N_block": 4, "dropout": True, "k_eig": 128, "n_fmap": 30,
+          "lambda": 1e-3, "gradient_eps": 1e-5, "n_hks": 16, "rotation_seed": 0}
+#: ZoomOut after the network's 30x30 map: run by :func:`run` for the weights the paper reports it for
+#: (xyz) — the costly part of the evaluation on one CPU thread (~2-5 s a pair)
+ZOOMOUT = {"k_final": 100, "step": 5}
+ZOOMOUT_WEIGHTS = ("faust_xyz", "scape_xyz")
+#: Table 4 of the paper (mean geodesic error x100, unit area): the FAUST column (train F, test F) and
+#: S on F (train SCAPE, test FAUST); + ZoomOut only reported for xyz
+PAPER = {"faust_xyz": {"fmap": 2.7, "zoomout": 1.9}, "scape_xyz": {"fmap": 3.0, "zoomout": 1.9},
+         "faust_hks": {"fmap": 2.7}, "scape_hks": {"fmap": 3.0}}
+YARDSTICK = ("DiffusionNet's functional_correspondence.py test(): every .vts row of a pair, exact geodesic "
+             "on shape 1 ÷ √area, mean per pair, mean over the 190 pairs, ×100")
+RESULTS_PATH = "results/diffusionnet_table4_authors.json"
+STAGES = ("fmap", "zoomout")
+
+
+def weights_dir() -> Path:
+    return config.data_root() / "pretrained" / "diffusionnet"
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def reference_state_dict(sd: dict) -> dict:
+    """The reference ``DiffusionNet`` state dict (``src/diffusion_net/layers.py``; keys with or
+    without the ``feature_extractor.`` prefix of the fmaps model) under shapelib's names:
+
+    ============================================================  ====================================
+    reference                                                     :class:`shapelib.diffusion.DiffusionNet`
+    ============================================================  ====================================
+    ``first_lin.{weight,bias}`` / ``last_lin.{weight,bias}``      ``first.*`` / ``last.*``
+    ``block_b.diffusion.diffusion_time``                          ``blocks.b.diffusion.diffusion_time``
+    ``block_b.gradient_features.A_re.weight`` (``A_im``)          ``blocks.b.gradient_features.A_re.weight``
+    ``block_b.mlp.miniMLP_mlp_layer_00i.{weight,bias}``           ``blocks.b.mlp.{3i}.*`` (Linear, ReLU,
+                                                                  Dropout between them: 0, 3, 6)
+    ============================================================  ====================================
+
+    Both compute ``x + MLP([x, diffused x, tanh(Re(w̄ ⊙ A w))])`` in that order, so no tensor is
+    transposed or permuted. An unknown key raises ValueError naming it."""
+    import re
+
+    out = {}
+    for key, value in sd.items():
+        k = key[len("feature_extractor."):] if key.startswith("feature_extractor.") else key
+        m = re.fullmatch(r"(first|last)_lin\.(weight|bias)", k)
+        if m:
+            out[f"{m[1]}.{m[2]}"] = value
+            continue
+        m = re.fullmatch(r"block_(\d+)\.(diffusion\.diffusion_time|gradient_features\.A_(?:re|im)\.weight)", k)
+        if m:
+            out[f"blocks.{m[1]}.{m[2]}"] = value
+            continue
+        m = re.fullmatch(r"block_(\d+)\.mlp\.miniMLP_mlp_layer_(\d+)\.(weight|bias)", k)
+        if m:
+            out[f"blocks.{m[1]}.mlp.{3 * int(m[2])}.{m[3]}"] = value
+            continue
+        raise ValueError(f"reference_state_dict: unknown key {key!r} — not a DiffusionNet(C_width, N_block, "
+                         "dropout=True, gradient features with rotations) weight of github.com/nmwsharp/diffusion-net.")
+    return out
+
+
+def load_authors_model(name: str, root: Path | None = None):
+    """One of the authors' Table 4 feature extractors (:data:`WEIGHTS`) as a shapelib
+    :class:`~shapelib.diffusion.DiffusionNet` in eval mode (in 3 for xyz, 16 for hks; 128 out)."""
+    import torch
+
+    from ..diffusion import DiffusionNet
+
+    if name not in WEIGHTS:
+        raise ValueError(f"unknown weights {name!r}: choose one of {', '.join(WEIGHTS)}.")
+    path = (root or weights_dir()) / f"{name}.pth"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the authors' weights live in $SHAPELIB_DATA/pretrained/diffusionnet/ "
+                                "(experiments/functional_correspondence/pretrained_models/ of nmwsharp/diffusion-net).")
+    kind = WEIGHTS[name][0]
+    net = DiffusionNet({"xyz": 3, "hks": CONFIG["n_hks"]}[kind], CONFIG["C_out"], width=CONFIG["C_width"],
+                       n_blocks=CONFIG["N_block"], dropout=CONFIG["dropout"])
+    net.load_state_dict(reference_state_dict(torch.load(path, map_location="cpu", weights_only=True)))
+    return net.eval()
+
+
+# ----------------------------------------------------------------------------- shapes as the reference sees them
+
+
+def face_mean_normals(shape) -> np.ndarray:
+    """Vertex normals as the reference builds them: the plain (unweighted) mean of the unit normals
+    of the incident faces, normalised (``geometry.py`` ``mesh_vertex_normals``)."""
+    V, F = shape.vertices, shape.faces
+    fn = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
+    with np.errstate(invalid="ignore", divide="ignore"):  # degenerate faces give NaN, caught below
+        fn /= np.linalg.norm(fn, axis=1, keepdims=True)
+    n = np.zeros_like(V)
+    for c in range(3):
+        np.add.at(n, F[:, c], fn)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n /= np.linalg.norm(n, axis=1, keepdims=True)
+    if not np.isfinite(n).all():
+        raise ValueError(f"{shape!r}: a vertex normal is undefined (degenerate or unreferenced vertices); "
+                         "clean the mesh (e.g. shape.cleaned()) first.")
+    return n
+
+
+def reference_shape(shape):
+    """``shape`` as the reference evaluates it: centred at the vertex mean, unit area, with
+    :func:`face_mean_normals` stored (so :func:`~shapelib.operators.compute_operators` builds the
+    reference's tangent frames)."""
+    v = shape.vertices - shape.vertices.mean(0)
+    s = shape.copy(vertices=v / np.sqrt(shape.area()), normals=None)
+    return s.copy(normals=face_mean_normals(s))
+
+
+class T4Shape:
+    """One test shape ready for the network: the unit-area shape, its operators (torch dict), the
+    30-eigenpair basis and the raw inputs (unit-area xyz, 16 HKS)."""
+
+    def __init__(self, shape, device="cpu"):
+        import torch
+
+        from ..fmaps import SpectralBasis
+        from ..operators import compute_operators
+
+        self.name = shape.name
+        self.shape = reference_shape(shape)
+        ops = compute_operators(self.shape, k=CONFIG["k_eig"], method="cotan", gradient_eps=CONFIG["gradient_eps"])
+        self.ops = ops.to_torch(device)
+        self.basis = SpectralBasis.from_operators(ops, k=CONFIG["k_eig"], device=device)
+        self.xyz = torch.as_tensor(self.shape.vertices, dtype=torch.float32, device=device)
+        self.hks = torch.as_tensor(ops.hks(CONFIG["n_hks"], normalize=False), dtype=torch.float32, device=device)
+
+    def features(self, net, kind: str, rotation=None):
+        """The network's ``(n, 128)`` features; xyz inputs turned by ``rotation (3, 3)`` (as
+        ``pts @ R`` in the reference) when given."""
+        import torch
+
+        x = self.hks if kind == "hks" else (self.xyz if rotation is None else self.xyz @ rotation)
+        with torch.no_grad():
+            return net(x, self.ops)
+
+
+def pair_map(F1, F2, s1: T4Shape, s2: T4Shape, zoomout: dict | None = None) -> dict:
+    """The maps of one pair from features F1, F2: ``{"fmap": p2p_21 of the 30×30 map, "zoomout":
+    p2p_21 after ZoomOut (when ``zoomout`` is given), "C": the 30×30 map}``."""
+    import torch
+
+    from ..fmaps import fmap_to_p2p, regularized_fmap
+    from ..fmaps import zoomout as run_zoomout
+
+    with torch.no_grad():
+        C = regularized_fmap(F1, F2, s1.basis, s2.basis, k=CONFIG["n_fmap"], lam=CONFIG["lambda"])
+        out = {"C": C, "fmap": fmap_to_p2p(C, s1.basis, s2.basis)}
+        if zoomout is not None:
+            out["zoomout"] = run_zoomout(C, s1.basis, s2.basis, k_final=zoomout["k_final"], step=zoomout["step"])[1]
+    return out
+
+
+# ----------------------------------------------------------------------------- Table 4
+
+
+def test_pairs(subset=None) -> list[tuple[str, str]]:
+    """The 190 FAUST_r test pairs (shape 1 the lower index), or those named ``'a<-b'`` in ``subset``."""
+    from ..data.pairs import test_pairs as all_pairs
+
+    return [(a, b) for a, b in all_pairs("faust_r") if subset is None or f"{a}<-{b}" in subset]
+
+
+def rotations(pairs, seed: int = CONFIG["rotation_seed"]) -> dict:
+    """One uniformly random rotation per shape per pair (the reference draws a fresh one for each
+    shape of each test pair): ``{(a, b): (R_a, R_b)}``, reproducible from ``seed`` whatever the subset."""
+    import torch
+
+    from ..diffusion import random_rotation
+
+    out = {}
+    for i, (a, b) in enumerate(test_pairs()):
+        g = torch.Generator().manual_seed(seed * 100003 + i)
+        out[(a, b)] = (random_rotation(g), random_rotation(g))
+    return {p: out[p] for p in pairs}
+
+
+def evaluate(weights=tuple(WEIGHTS), subset=None, zoomout: dict | None = ZOOMOUT, rotate: bool = True,
+             geodesics: str = "exact", progress: bool = True, log=None) -> dict:
+    """Table 4 with the authors' weights: ``{"per_pair": {w: {"a<-b": {"fmap": e, "zoomout": e}}},
+    "summary": {w: {stage: stats}}, "seconds": {...}}`` — errors ×100 by :data:`YARDSTICK`.
+    ``rotate``: xyz inputs randomly rotated per shape and pair, as the reference test does."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..data import real
+    from ..metrics import fmaps_pair_error
+    from .scoring import summary_stats
+
+    pairs = test_pairs(subset)
+    names = sorted({n for p in pairs for n in p})
+    t0 = time.perf_counter()
+    items = {it.name: it for it in real.r_dataset("faust_r", names)}
+    shapes = {n: T4Shape(items[n].shape) for n in tqdm(names, desc="operators", disable=not progress)}
+    seconds = {"operators": time.perf_counter() - t0, "features": 0.0, "maps": 0.0, "geodesics": 0.0}
+    rots = rotations(pairs)
+    per_pair = {}
+    for w in weights:
+        kind = WEIGHTS[w][0]
+        net = load_authors_model(w)
+        per_shape = kind == "hks" or not rotate      # features once per shape; else per shape and pair
+        t = time.perf_counter()
+        feats = {n: shapes[n].features(net, kind) for n in names} if per_shape else None
+        seconds["features"] += time.perf_counter() - t
+        rows = {}
+        for a, b in tqdm(pairs, desc=f"{w} pairs", disable=not progress):
+            t = time.perf_counter()
+            if per_shape:
+                F1, F2 = feats[a], feats[b]
+            else:
+                Ra, Rb = rots[(a, b)]
+                F1, F2 = shapes[a].features(net, kind, Ra), shapes[b].features(net, kind, Rb)
+            seconds["features"] += time.perf_counter() - t
+            t = time.perf_counter()
+            maps = pair_map(F1, F2, shapes[a], shapes[b], zoomout)
+            seconds["maps"] += time.perf_counter() - t
+            t = time.perf_counter()
+            rows[f"{a}<-{b}"] = {s: round(fmaps_pair_error(items[a].shape, maps[s].cpu().numpy(), items[a].meta["corres"],
+                                                           items[b].meta["corres"], geodesics=geodesics), 5)
+                                 for s in STAGES if s in maps}
+            seconds["geodesics"] += time.perf_counter() - t
+        per_pair[w] = rows
+        if log:
+            log(f"{w}: " + ", ".join(f"{s} {np.mean([r[s] for r in rows.values()]):.3f}" for s in STAGES if s in maps)
+                + f" ({len(rows)} pairs, {time.perf_counter() - t0:.0f} s so far)")
+    summary = {w: {s: {**summary_stats([r[s] for r in rows.values()], percentiles=True), "n": len(rows),
+                       **({"paper": PAPER[w][s]} if s in PAPER[w] else {})}
+                   for s in next(iter(rows.values()))} for w, rows in per_pair.items() if rows}
+    return {"per_pair": per_pair, "summary": summary, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def run(path: str | Path | None = None, weights=tuple(WEIGHTS), subset=None, log=print) -> dict:
+    """Evaluate (:func:`evaluate`) weights by weights and write the record :data:`RESULTS_PATH`
+    after each (``"complete": False`` until the last); returns it."""
+    t0 = time.perf_counter()
+    out = Path(config.REPO_ROOT or Path.cwd()) / (path or RESULTS_PATH)
+    res = {"per_pair": {}, "summary": {}, "seconds": {}}
+    for i, w in enumerate(weights):
+        r = evaluate([w], subset, zoomout=ZOOMOUT if w in ZOOMOUT_WEIGHTS else None, log=log)
+        res["per_pair"].update(r["per_pair"])
+        res["summary"].update(r["summary"])
+        res["seconds"][w] = r["seconds"]
+        rec = {"what": "DiffusionNet Table 4 with the authors' published feature extractors, through shapelib",
+               "weights": {v: f"$SHAPELIB_DATA/pretrained/diffusionnet/{v}.pth (input {WEIGHTS[v][0]}, trained on "
+                              f"{WEIGHTS[v][1]})" for v in weights},
+               "source": "github.com/nmwsharp/diffusion-net b1019b049597711d10259ce28250f7dfc4335a2b, "
+                         "experiments/functional_correspondence/pretrained_models",
+               "protocol": ("FAUST_r tr_reg_080-099, all pairs i < j (shape 1 the lower index); unit area; operators "
+                            "k 128 with gradient eps 1e-5 and face-mean normals; xyz inputs randomly rotated per shape "
+                            f"and pair (seed {CONFIG['rotation_seed']}); 30x30 fmap, lambda 1e-3; ZoomOut 30 -> "
+                            f"{ZOOMOUT['k_final']} step {ZOOMOUT['step']} for {', '.join(ZOOMOUT_WEIGHTS)}"),
+               "yardstick": YARDSTICK, "config": CONFIG, "zoomout": ZOOMOUT, "paper": PAPER,
+               "n_pairs": len(test_pairs(subset)), "complete": i == len(weights) - 1, **res,
+               "wall_seconds": round(time.perf_counter() - t0, 1), "hardware": checkpoints.hardware(),
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "git_commit": checkpoints.git_commit()}
+        out.write_text(json.dumps(rec, indent=1) + "\n")
+    return rec
+
+
+def load_results(path: str | Path | None = None) -> dict | None:
+    """The stored Table 4 record (:data:`RESULTS_PATH`), or None when absent."""
+    p = Path(config.REPO_ROOT or Path.cwd()) / (path or RESULTS_PATH)
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def table4_table(rec: dict) -> list[dict]:
+    """``[{weights, column, stage, ours, paper, ratio}]`` of a record, FAUST column then S on F."""
+    out = []
+    for w, stages in rec["summary"].items():
+        column = "FAUST" if w.startswith("faust") else "S on F"
+        for s, S in stages.items():
+            paper = S.get("paper")
+            out.append({"weights": w, "column": column, "stage": s, "ours": S["mean"], "paper": paper,
+                        "ratio": None if paper is None else S["mean"] / paper})
+    return out
+
+
+def table4_text(rec: dict) -> str:
+    lines = [f"{'weights':10s} {'column':7s} {'map':8s} {'ours':>6s} {'paper':>6s} {'ratio':>6s}"]
+    for r in table4_table(rec):
+        lines.append(f"{r['weights']:10s} {r['column']:7s} {r['stage']:8s} {r['ours']:6.2f} "
+                     + (f"{r['paper']:6.1f} {r['ratio']:6.2f}" if r["paper"] is not None else f"{'—':>6s} {'—':>6s}"))
+    return "\n".join(lines)
+
+
+def report_rows(rec: dict | None = None) -> list[dict]:
+    """REPORT rows of the stored Table 4 record: one per weights × map (paper value where the
+    paper gives one), protocol and yardstick named, n = pairs."""
+    rec = rec if rec is not None else load_results()
+    if rec is None:
+        return []
+    rows = []
+    for r in table4_table(rec):
+        S = rec["summary"][r["weights"]][r["stage"]]
+        within = "" if r["paper"] is None else f"; within 10 % of the paper: {'yes' if abs(r['ratio'] - 1) <= 0.10 else 'no'}"
+        stage = "network fmap (30x30)" if r["stage"] == "fmap" else f"+ ZoomOut (30 -> {rec['zoomout']['k_final']})"
+        rows.append(dict(
+            quantity=f"Table 4, {r['column']}: DiffusionNet-{WEIGHTS[r['weights']][0]} {stage}, mean geodesic error ×100 "
+                     "(authors' weights)",
+            paper=r["paper"] if r["paper"] is not None else "not reported",
+            ours=f"{r['ours']:.2f} (median {S['median']:.2f}, std {S['std']:.2f}){within}",
+            data=f"real: FAUST_r test 080–099; weights trained on {WEIGHTS[r['weights']][1]} by the authors",
+            protocol=f"paper (the authors' published weights {r['weights']}.pth through shapelib: {rec['protocol']}); "
+                     f"yardstick: {rec['yardstick']}",
+            n=S["n"], seeds=[rec["config"]["rotation_seed"]], ours_value=round(r["ours"], 4), paper_value=r["paper"],
+            unit="geodesic error x100 / sqrt(area)", spread={"std": S["std"], "median": S["median"]},
+            scale="published weights, all test pairs"))
+    return rows
