@@ -26,13 +26,16 @@ deformation experiment (Chamfer-minimising vertex offsets, optionally with a rig
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from . import metrics
 from .errors import MissingDependencyError
 from .shape import Shape
 from .cache import disk_cache
@@ -130,19 +133,37 @@ def surface_coordinates(shape: Shape, points) -> tuple[np.ndarray, np.ndarray]:
 
 
 def occupancy_samples(shape: Shape, n_surface: int = 4096, n_uniform: int = 2048, sigmas=(0.01, 0.04),
-                      box: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                      box: float = 0.5, seed: int = 0, thicken: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Training samples for an occupancy network: surface points jittered by N(0, σ²) for each σ
     in ``sigmas`` (``n_surface`` each) plus ``n_uniform`` points uniform in ``[−box, box]³``.
 
     Returns ``points (m, 3) float32`` and ``occupancy (m,) float32`` (1 inside, 0 outside,
     by the winding number, libigl). Use a normalised shape (:func:`normalize_to_unit_cube`).
+    ``thicken > 0`` also counts every point closer than ``thicken`` to the surface as inside
+    (:func:`thickened_inside`): open single-sheet parts (shell seats) become thin solids.
     """
+    if thicken < 0:
+        raise ValueError(f"thicken={thicken}: give a distance ≥ 0 (0 = winding number only).")
     rng = np.random.default_rng(seed)
     pts = [shape.sample_surface(n_surface, seed + 1 + i)[0] + rng.normal(0, s, (n_surface, 3))
            for i, s in enumerate(sigmas)]
     pts.append(rng.uniform(-box, box, (n_uniform, 3)))
     P = np.concatenate(pts).astype(np.float32)
-    return P, inside(shape, P).astype(np.float32)
+    occ = thickened_inside(shape, P, thicken) if thicken else inside(shape, P)
+    return P, occ.astype(np.float32)
+
+
+def thickened_inside(shape: Shape, points, thicken: float) -> np.ndarray:
+    """``(m,) bool``: inside the mesh (:func:`inside`) **or** closer than ``thicken`` to its surface
+    (exact point-to-triangle distance, libigl). The occupancy of the surface thickened by
+    ``thicken`` on both sides — defined for open sheets, which have no inside of their own."""
+    import igl
+
+    shape._require_mesh("thickened inside/outside labels")
+    P = np.ascontiguousarray(np.asarray(points, dtype=np.float64).reshape(-1, 3))
+    d2, _, _ = igl.point_mesh_squared_distance(P, np.ascontiguousarray(shape.vertices, dtype=np.float64),
+                                               np.ascontiguousarray(shape.faces, dtype=np.int64))
+    return inside(shape, P) | (np.asarray(d2) < thicken ** 2)
 
 
 # ----------------------------------------------------------------------------- the network
@@ -222,14 +243,14 @@ class ImplicitData:
 
 
 def prepare_implicit(items, n_surface: int = 4096, n_uniform: int = 2048, sigmas=(0.01, 0.04), seed: int = 0,
-                     max_faces: int | None = None, progress: bool = True) -> ImplicitData:
-    """Normalise shapes (Items or Shapes) to the unit cube and label occupancy samples.
+                     max_faces: int | None = None, progress: bool = True, thicken: float = 0.0) -> ImplicitData:
+    """Normalise shapes (Items or Shapes) to the unit cube and label occupancy samples
+    (``thicken``: see :func:`occupancy_samples`).
 
     ``max_faces``: shapes with more faces are labelled against a quadric-decimated copy (pymeshlab;
     the winding number costs O(points × faces)) — the network then fits that surface. Samples
     are cached on disk (`shapelib.cache`), keyed by the shape's content and the parameters.
     """
-    from tqdm.auto import tqdm
 
     shapes, P, O = [], [], []
     for k, it in enumerate(tqdm(items, desc="occupancy samples", disable=not progress, leave=False)):
@@ -239,11 +260,13 @@ def prepare_implicit(items, n_surface: int = 4096, n_uniform: int = 2048, sigmas
             lab = s
             if max_faces is not None and s.n_faces > max_faces:
                 lab = decimate(s, max_faces)
-            p, o = occupancy_samples(lab, n_surface, n_uniform, sigmas, seed=seed + 97 * k)
+            p, o = occupancy_samples(lab, n_surface, n_uniform, sigmas, seed=seed + 97 * k, thicken=thicken)
             return {"points": p, "occupancy": o}
 
         params = dict(n_surface=n_surface, n_uniform=n_uniform, sigmas=list(sigmas), seed=seed + 97 * k,
                       max_faces=max_faces, v=2)  # v2: surface samples from Shape.sample_surface (trimesh)
+        if thicken:
+            params["thicken"] = float(thicken)
         a = disk_cache("occupancy_samples", s.content_hash(), params, compute)
         shapes.append(s), P.append(a["points"]), O.append(a["occupancy"])
     near = np.r_[np.ones(n_surface * len(sigmas), bool), np.zeros(n_uniform, bool)]
@@ -263,9 +286,6 @@ def fit_auto_decoder(data: ImplicitData, latent_dim: int = 256, widths: Sequence
     weight near-surface samples 3:1. ``code_reg``: DeepSDF's ``‖z‖²`` prior.
     Returns ``(AutoDecoder in eval mode, history dict with 'loss' and 'accuracy' per epoch)``.
     """
-    import time
-
-    from tqdm.auto import tqdm
 
     seed_everything(seed)
     device = torch.device(device or "cpu")
@@ -400,7 +420,6 @@ def match_points(phi: Callable, x0, z_A: torch.Tensor, z_B: torch.Tensor, n_step
     matching (Fig. 7). Points are processed in chunks of ``chunk``. Returns ``x1 (n, 3)`` (and the
     ``(n_steps+1, n, 3)`` trajectory with ``return_trajectory``), on the device of ``z_A``.
     """
-    from tqdm.auto import tqdm
 
     dev = z_A.device
     x0 = torch.as_tensor(np.asarray(x0) if not isinstance(x0, torch.Tensor) else x0, dtype=z_A.dtype, device=dev)
@@ -473,3 +492,97 @@ def cross_fit(shape: Shape, target_points, rigidity: float = 0.0, steps: int = 3
         loss.backward()
         opt.step()
     return (V + D).detach().numpy()
+
+
+# ----------------------------------------------------------------------------- the deformation experiment
+
+#: the four transformations of the deformation experiment (Table 1 protocol), in table order
+DEFORM_METHODS = ("source (no deformation)", "cross-fit, free", "cross-fit + rigidity", "ours (layer 3 + 0.1·6)")
+
+
+def unit_cube_keypoints(shape: Shape, keypoint_xyz) -> np.ndarray | None:
+    """Keypoints ``(k, 3)`` (NaN rows = absent) of ``shape`` carried into its unit cube
+    (:func:`unit_cube_transform`); None when ``keypoint_xyz`` is None."""
+    if keypoint_xyz is None:
+        return None
+    c, s = unit_cube_transform(shape)
+    return (np.asarray(keypoint_xyz, dtype=np.float64) - c) * s
+
+
+def compare_deformations(model: AutoDecoder, shapes, pairs, n_eval: int = 512, face_parts=None, keypoints=None,
+                         crossfit_steps: int = 200, rigidity: float = 30.0, n_emd_part: int = 256, match=None,
+                         progress: bool = True) -> dict:
+    """Deform source ``shapes[a]`` towards ``shapes[b]`` for each ``(a, b)`` of ``pairs`` with the four
+    :data:`DEFORM_METHODS` (mesh vertices moved, faces kept; ours: :func:`deform` with layer 3 + 0.1·layer 6
+    and ``match`` settings) and score ``n_eval`` area-uniform samples at fixed barycentric coordinates.
+
+    ``face_parts``: per shape, a part id per face (then part-averaged CD / EMD are scored too,
+    :func:`shapelib.metrics.part_distances`); ``keypoints``: per shape, unit-cube keypoints ``(k, 3)``
+    with NaN rows for absent ones, or None (then the mean distance of the source's transported
+    keypoints to the target's same ids is measured). ``shapes`` are the auto-decoder's (normalised)
+    training shapes, indexed as its codes.
+
+    Returns ``{'scores': {method: (n_pairs, 2 or 4) array of CD, EMD[, part CD, part EMD]},
+    'keypoints': {method: [mean error per annotated pair]}, 'shown': {method or 'target': (points,
+    labels or None)} of the first pair}``."""
+    if len(pairs) == 0:
+        raise ValueError("no pairs to deform: give a list of (source index, target index).")
+    match = dict(match or {})
+    scores = {m: [] for m in DEFORM_METHODS}
+    kp_err = {m: [] for m in DEFORM_METHODS}
+    shown = {}
+    for p, (a, b) in enumerate(tqdm(pairs, desc="deformation pairs", leave=False, disable=not progress)):
+        src, tgt = shapes[a], shapes[b]
+        pa, fa, ba = src.sample_surface(n_eval, seed=p)
+        yb, fb, _ = tgt.sample_surface(n_eval, seed=50 + p)
+        lab_a = lab_b = None
+        if face_parts is not None:
+            lab_a, lab_b = np.asarray(face_parts[a])[fa], np.asarray(face_parts[b])[fb]
+        ka, kb = (None, None) if keypoints is None else (keypoints[a], keypoints[b])
+        if ka is not None and kb is not None:
+            common = np.flatnonzero(np.isfinite(ka).all(1) & np.isfinite(kb).all(1))
+            kface, kbary = surface_coordinates(src, ka[common])   # the keypoints ride on the source surface
+        V = dict(zip(DEFORM_METHODS, (src.vertices, cross_fit(src, yb, rigidity=0.0, steps=crossfit_steps),
+                                      cross_fit(src, yb, rigidity=rigidity, steps=crossfit_steps),
+                                      deform(model, src.vertices, a, b, layers=(3, 6), weights=(1.0, 0.1), **match))))
+        for m, Vm in V.items():
+            xa = points_from_bary(Vm, src.faces, fa, ba)
+            row = [metrics.chamfer_distance(xa, yb), metrics.earth_movers_distance(xa, yb)]
+            if lab_a is not None:
+                part = metrics.part_distances(xa, lab_a, yb, lab_b, n_emd=n_emd_part)
+                row += [part["cd"], part["emd"]]
+            scores[m].append(row)
+            if ka is not None and kb is not None:
+                kp_err[m].append(float(np.linalg.norm(points_from_bary(Vm, src.faces, kface, kbary) - kb[common], axis=1).mean()))
+            if p == 0:
+                shown[m] = (xa, lab_a)
+        if p == 0:
+            shown["target"] = (yb, lab_b)
+    return {"scores": {m: np.asarray(v) for m, v in scores.items()}, "keypoints": {m: v for m, v in kp_err.items() if v},
+            "shown": shown}
+
+
+def format_comparison(result: dict) -> str:
+    """:func:`compare_deformations`' mean scores as a text table (CD ×1e3, EMD ×1e2, keypoint error ×1e2)."""
+    S, KP = result["scores"], result["keypoints"]
+    k = next(iter(S.values())).shape[1]
+    cols = ["CD×1e3", "EMD×1e2", "partCD×1e3", "partEMD×1e2"][:k] + (["keypoint err×1e2"] if KP else [])
+    lines = [f"{'method':28s} " + " ".join(f"{c:>12s}" for c in cols)]
+    for m, v in S.items():
+        vals = list(v.mean(0) * np.array([1e3, 1e2, 1e3, 1e2][:k])) + ([1e2 * np.mean(KP[m])] if KP else [])
+        lines.append(f"{m:28s} " + " ".join(f"{x:12.2f}" for x in vals))
+    return "\n".join(lines)
+
+
+def plot_comparison(shown: dict, title: str = ""):
+    """Side view (z right, y up) of the first pair's samples as each method moves them and of the
+    target, coloured by part when labels are given (:func:`compare_deformations`' ``'shown'``)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3))
+    for a, (key, (pts, lab)) in zip(ax, shown.items()):
+        a.scatter(pts[:, 2], pts[:, 1], s=2, **(dict(c="tab:blue") if lab is None else dict(c=lab, cmap="tab10", vmin=0, vmax=9)))
+        a.set_title(key, fontsize=8), a.set_aspect("equal"), a.set_axis_off()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

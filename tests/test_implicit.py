@@ -161,3 +161,17 @@ def test_cross_fit_rigidity_preserves_edges():
 
     assert metrics.chamfer_distance(free, tgt) < metrics.chamfer_distance(src.vertices, tgt)
     assert edge_change(rigid) < edge_change(free)
+
+
+def test_thicken_makes_an_open_sheet_a_thin_solid():
+    """An open square sheet has no inside (winding number ≈ 0 everywhere); thickened by t, points
+    closer than t to it are inside and points farther are not."""
+    sheet = Shape(np.array([[-0.3, -0.3, 0], [0.3, -0.3, 0], [0.3, 0.3, 0], [-0.3, 0.3, 0]], float),
+                  np.array([[0, 1, 2], [0, 2, 3]]))
+    P = np.array([[0, 0, 0.005], [0.1, -0.1, -0.008], [0, 0, 0.02], [0.35, 0, 0], [0.305, 0, 0]])
+    assert not im.inside(sheet, P).any()
+    assert im.thickened_inside(sheet, P, 0.01).tolist() == [True, True, False, False, True]
+    pts, occ = im.occupancy_samples(sheet, n_surface=200, n_uniform=100, sigmas=(0.005,), thicken=0.01)
+    assert 0 < occ.mean() < 1 and occ[:200].mean() > 0.8 and occ[200:].mean() < 0.2
+    with pytest.raises(ValueError, match="thicken"):
+        im.occupancy_samples(sheet, thicken=-1.0)

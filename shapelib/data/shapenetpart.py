@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ShapeIOError
 from ..shape import Shape
-from . import registry
+from . import registry, shapenet
 from .items import Item
 
 #: ShapeNetPart global part ids of the chair category
@@ -109,8 +109,6 @@ def labelled_chair(model_id: str) -> Item:
     :data:`PART_IDS` (index = id − 12) and ``meta`` of :func:`shapenet.read_chair` plus
     ``face_parts (m_clean,)`` (ShapeNetPart ids), ``raw_counts`` (vertices, faces of the OBJ as read),
     ``source_points``/``source_labels`` (mesh frame) and ``has_arms``."""
-    from . import shapenet
-
     lab = read_mesh_labels(model_id)
     it = shapenet.read_chair(model_id, "v2_normalized")
     V, F = shapenet.read_obj(it.meta["path"])
