@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .diffusion import DiffusionNet
 from .geodesics import geodesic_distances
@@ -37,6 +38,7 @@ from .kernels import knn, nearest
 from .operators import compute_operators
 from .shape import Shape
 from .train import fit
+from . import viz
 
 EMBED_DIM = 128  # the paper's embedding size (all backbones)
 
@@ -114,7 +116,6 @@ class CorrespondenceSets:
         they are (keypoints already index the cloud). Geodesics: :func:`_cloud_geodesics`.
         """
         from scipy.spatial import cKDTree
-        from tqdm.auto import tqdm
 
         items = list(items)
         if not items:
@@ -380,7 +381,6 @@ def spectral_descriptors(sets: CorrespondenceSets, k: int = 128, n_hks: int = 16
     """A handcrafted local descriptor per point: HKS (``n_hks``) and WKS (``n_wks``) on the
     point-cloud Laplacian (``k`` eigenpairs), each column z-scored per model, concatenated
     ``(n_m, n_hks + n_wks)``. Intrinsic and local-to-multiscale — NOT the paper's SHOT."""
-    from tqdm.auto import tqdm
 
     out = []
     for p in tqdm(sets.points, desc="HKS/WKS", disable=not progress, leave=False):
@@ -501,7 +501,6 @@ def prepare_inputs(sets: CorrespondenceSets, needs_ops: bool = False, k: int = 1
                    progress: bool = True) -> list[dict]:
     """Per model: ``x (n, 3)`` float32 xyz (unit diagonal) and, with ``needs_ops`` (DiffusionNet),
     ``ops`` = the cloud's operators (``k`` eigenpairs, cached on disk) as torch tensors."""
-    from tqdm.auto import tqdm
 
     out = []
     for p in tqdm(sets.points, desc="inputs", disable=not (progress and needs_ops), leave=False):
@@ -671,3 +670,76 @@ def embedding_colors(embeddings) -> list[np.ndarray]:
     lo, hi = np.percentile(Y, 2, axis=0), np.percentile(Y, 98, axis=0)
     Y = np.clip((Y - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
     return np.split(Y, np.cumsum([len(e) for e in E])[:-1])
+
+
+# ----------------------------------------------------------------------------- figures
+
+#: a view of ShapeNet/KeypointNet chairs (y up, seat facing -z) from the front, a little from above
+SHAPENET_VIEW = (20, 150)
+
+
+def plot_embeddings(sets: CorrespondenceSets, rows: dict, models, view=SHAPENET_VIEW, size: float = 2.4,
+                    point_size: float = 1.5):
+    """Paper Fig. 5 / 6 style: the clouds ``models`` (indices into ``sets``), one row per method of
+    ``rows`` (``{label: M × (n_m, D) embeddings aligned with sets.points}``), each point coloured by
+    the first three principal components of its embedding (R, G, B; one joint PCA per row over the
+    shown clouds, :func:`embedding_colors`). Same colour within a row = similar embedding; colours
+    are not comparable across rows. Returns the figure."""
+    models = list(models)
+    if not rows or not models:
+        raise ValueError("plot_embeddings needs at least one method in `rows` and one model index in `models`.")
+    shapes, colours, titles = [], [], []
+    for label, E in rows.items():
+        if len(E) != sets.n_models:
+            raise ValueError(f"rows[{label!r}] holds {len(E)} embeddings for {sets.n_models} models; pass one per model.")
+        colours += embedding_colors([E[m] for m in models])
+        shapes += [Shape(sets.points[m]) for m in models]
+        titles += [f"{label}: {str(sets.names[m])[:8]}" for m in models]
+    fig = viz.plot_shapes(shapes, colours, titles=titles, ncols=len(models), size=size, point_size=point_size,
+                          view=view)
+    fig.subplots_adjust(top=0.9)
+    fig.suptitle("colour = first 3 PCA components of the embedding (R, G, B), one PCA per row", fontsize=9, y=0.99)
+    return fig
+
+
+def keypoint_matches(sets: CorrespondenceSets, embeddings, set_id: int, source: int, targets) -> dict:
+    """One step of Algorithm 1 per target: the annotated point ``p`` of set ``set_id`` on model
+    ``source``, and on each target model ``t`` (which must hold the set) the point ``x`` with the
+    nearest embedding to ``f(p)``, the annotated ``q`` and the error ``d_geo(q, x)``.
+    Returns ``{t: {"x", "q", "error", "distance" (n_t,) = ‖f(·) − f(p)‖}}``."""
+    if not sets.present[source, set_id]:
+        raise ValueError(f"set {set_id} is not annotated on model {source}; pick a set with sets.present[source].")
+    E = [_as_tensor(e).detach().float().cpu() for e in embeddings]
+    fp = E[source][int(sets.keypoints[source, set_id])]
+    out = {}
+    for t in targets:
+        if not sets.present[t, set_id]:
+            raise ValueError(f"set {set_id} is not annotated on target model {t}; choose targets that hold it.")
+        d = torch.linalg.vector_norm(E[t] - fp, dim=1).numpy()
+        x = int(np.argmin(d))
+        out[int(t)] = {"x": x, "q": int(sets.keypoints[t, set_id]), "error": float(sets.geo[t][set_id, x]),
+                       "distance": d}
+    return out
+
+
+def plot_keypoint_matches(sets: CorrespondenceSets, embeddings, set_id: int, source: int, targets,
+                          view=SHAPENET_VIEW, size: float = 2.6, point_size: float = 2.0):
+    """One keypoint's nearest points on other models (Algorithm 1 made visible): every panel coloured
+    by the embedding distance ``‖f(x) − f(p)‖`` to the source keypoint ``p`` (one colour scale and
+    bar); first the source cloud with ``p`` (red), then each target with its annotated ``q`` of the
+    same set (red) and the point ``x`` of nearest embedding (black cross), titled with the error
+    ``d_geo(q, x)`` (:func:`keypoint_matches`). Returns ``(figure, matches)``."""
+    targets = [int(t) for t in targets]
+    m = keypoint_matches(sets, embeddings, set_id, source, [source] + targets)
+    shown = [source] + targets
+    titles = [f"source {str(sets.names[source])[:8]}\np of set {set_id}"] + \
+        [f"target {str(sets.names[t])[:8]}\nd_geo(q, x) = {m[t]['error']:.3f}" for t in targets]
+    fig = viz.plot_shapes([Shape(sets.points[t]) for t in shown], [m[t]["distance"] for t in shown], titles=titles,
+                          marks=[[m[t]["q"]] for t in shown], size=size, point_size=point_size, view=view,
+                          cmap="viridis", colorbar_label="embedding distance to f(p)")
+    for ax, t in zip(fig.axes[1:], targets):
+        v = viz._to_plot_coords(sets.points[t][[m[t]["x"]]], "y")
+        ax.scatter(v[:, 0], v[:, 1], v[:, 2], marker="x", c="black", s=90, linewidths=2, depthshade=False)
+    fig.subplots_adjust(top=0.8)
+    fig.suptitle("red: the annotated point of the set; black x: the nearest embedding to f(p)", fontsize=9, y=0.99)
+    return fig, {t: m[t] for t in targets}

@@ -241,3 +241,38 @@ def test_keypointnet_annotations_to_sets(real_data, monkeypatch):
     assert np.allclose(sets.geo[m][a["semantic_id"], a["point_index"]], 0)
     E = cpnet.random_embeddings(sets, dim=8)
     assert np.isclose(cpnet.mean_geodesic_error(sets, E), brute_force_mge(sets, E))
+
+
+# ----------------------------------------------------------------------------- figures of notebook 06
+
+
+def test_keypoint_matches_follow_algorithm_1(toy):
+    """Coordinates as embedding of the (nearly) same sphere: the matched point of every target is the
+    argmin of the returned distances, its error is that point's geodesic to the annotated one, the
+    source finds its own keypoint (error 0) and the errors stay far below random embeddings'."""
+    E = [p.astype(np.float32) for p in toy.points]
+    out = cpnet.keypoint_matches(toy, E, 0, 0, [0, 1, 2, 3, 4])
+    assert out[0]["x"] == toy.keypoints[0, 0] and out[0]["error"] == 0
+    for t, m in out.items():
+        assert m["x"] == int(np.argmin(m["distance"])) and m["q"] == toy.keypoints[t, 0]
+        assert m["error"] == pytest.approx(toy.geo[t][0, m["x"]])
+    rnd = cpnet.keypoint_matches(toy, cpnet.random_embeddings(toy, seed=0), 0, 0, [1, 2, 3, 4])
+    assert np.mean([m["error"] for t, m in out.items() if t]) < 0.2 * np.mean([m["error"] for m in rnd.values()])
+    with pytest.raises(ValueError, match="not annotated on target model 1"):   # set 3 is absent on model 1
+        cpnet.keypoint_matches(toy, E, 3, 0, [1])
+    with pytest.raises(ValueError, match="sets.present"):
+        cpnet.keypoint_matches(toy, E, 3, 4, [0])
+
+
+def test_embedding_and_match_figures(toy):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    E = [p.astype(np.float32) for p in toy.points]
+    fig = cpnet.plot_embeddings(toy, {"xyz": E, "random": cpnet.random_embeddings(toy)}, [0, 2, 3])
+    assert len([a for a in fig.axes if a.name == "3d"]) == 6
+    with pytest.raises(ValueError, match="one per model"):
+        cpnet.plot_embeddings(toy, {"xyz": E[:2]}, [0])
+    with pytest.raises(ValueError, match="at least one"):
+        cpnet.plot_embeddings(toy, {}, [0])
+    fig2, matches = cpnet.plot_keypoint_matches(toy, E, 1, 0, [2, 3])
+    assert set(matches) == {2, 3} and len([a for a in fig2.axes if a.name == "3d"]) == 3
+    plt.close("all")

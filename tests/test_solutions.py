@@ -57,13 +57,3 @@ def test_ex05_collapsed_pairs():
     y[1] = y[0] + 1e-6                                  # one pair collapses
     out = solutions.ex05_collapsed_pairs(x, y)
     assert out["collapsed pairs"] == 1 and out["min distance after"] < 1e-5 < out["min distance before"]
-
-
-def test_ex06_cloud_geodesics():
-    import trimesh
-
-    from shapelib import Shape
-
-    ico = trimesh.creation.icosphere(subdivisions=3)
-    out = solutions.ex06_cloud_geodesics(Shape(ico.vertices, ico.faces), [0, 5], sizes=(128, 1024))
-    assert set(out) == {128, 1024} and all(0 < v < 0.1 for v in out.values()), out

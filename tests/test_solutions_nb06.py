@@ -54,6 +54,34 @@ def test_ex06_rotations(chairs):
     assert abs(out["HKS/WKS"]["rotated"] - out["HKS/WKS"]["upright"]) < 0.05, "HKS/WKS are intrinsic: (nearly) invariant"
 
 
+def test_ex06_cloud_geodesics():
+    import trimesh
+
+    from shapelib import Shape
+
+    ico = trimesh.creation.icosphere(subdivisions=3)
+    out = solutions.ex06_cloud_geodesics(Shape(ico.vertices, ico.faces), [0, 5], sizes=(128, 1024))
+    assert set(out) == {128, 1024} and all(0 < v < 0.1 for v in out.values()), out
+
+
+def test_ex06_hardest_sets(chairs):
+    sets = chairs[0]
+    E = [np.c_[p, np.zeros((len(p), 1))] for p in sets.points]          # xyz: a good embedding of aligned chairs
+    out = solutions.ex06_hardest_sets(sets, E)
+    held = [j for j in range(sets.n_sets) if sets.present[:, j].sum() >= 2]
+    assert len(out["per_set"]) == len(held) and -1 <= out["spearman"] <= 1
+    j = held[0]
+    row = out["per_set"][sets.set_names[j]]
+    P = np.array([sets.points[m][sets.keypoints[m, j]] for m in np.flatnonzero(sets.present[:, j])])
+    assert row["n_models"] == len(P) and row["spread"] == pytest.approx(np.linalg.norm(P - P.mean(0), axis=1).mean(), abs=1e-4)
+    mges = [out["per_set"][k]["mGE"] for k in out["hardest"] + out["easiest"]]
+    assert mges[:3] == sorted(mges[:3], reverse=True) and min(mges[:3]) >= max(mges[3:])
+    random = solutions.ex06_hardest_sets(sets, cpnet.random_embeddings(sets))
+    assert np.mean([r["mGE"] for r in out["per_set"].values()]) < 0.5 * np.mean([r["mGE"] for r in random["per_set"].values()])
+    with pytest.raises(ValueError, match="two models"):
+        solutions.ex06_hardest_sets(sets.subset([0]), E[:1])
+
+
 def torch_module():
     import torch
 

@@ -23,6 +23,7 @@ authors' ``gen_geo_dists``), clouds at unit bounding-box diagonal.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
@@ -41,6 +42,7 @@ from ..kernels import nearest
 from ..shape import Shape
 from . import checkpoints, report
 from .registry import Protocol, register
+from .registry import load_model as registry_load
 
 PAPER = {"PointNet": 0.198, "PointNet++": 0.199, "DGCNN": 0.215, "SHOT": 0.474, "random": 0.478,
          "PointNet (part labels)": 0.278}
@@ -358,10 +360,130 @@ for _name, _cfg in ((PARTS, PARTS_CONFIG), (PARTS + "_seed1", {**PARTS_CONFIG, "
                       evaluate=_evaluate, check_shapes=CHECK, needs=_NEEDS + ("shapenetpart_chair",)))
 
 
+# ----------------------------------------------------------------------------- the shipped models (notebook 06)
+
+#: the committed models of Tables 2 and 3 per method, seed 0 first
+SHIPPED = {"PointNet": (POINTNET, POINTNET + "_seed1", POINTNET + "_seed2"), "DGCNN": (DGCNN, DGCNN + "_seed1"),
+           "PointNet (part labels)": (PARTS, PARTS + "_seed1")}
+
+
+def annotation_stats(category: str = "chair") -> dict:
+    """Table-1 statistics of KeypointNet's annotations of ``category`` (every annotated model, with
+    or without a cloud here): ``N_M`` models, ``N_K`` annotated points, ``C`` = sets per model
+    (min, median, max), ``sets`` = semantic ids; ``clouds`` = the clouds present per split."""
+    ann = keypointnet.annotations(category)
+    n = np.array([len(a["semantic_id"]) for a in ann])
+    summ = keypointnet.summary(category)
+    return {"N_M": len(ann), "N_K": int(n.sum()), "C": (int(n.min()), int(np.median(n)), int(n.max())),
+            "sets": summ["semantic_ids"], "clouds": {k: v for k, v in summ["per_split"].items() if k != "None"}}
+
+
+def shipped_mge(test=None, device="cpu") -> dict:
+    """Per method of :data:`SHIPPED`: ``seeds``, ``stored`` (the committed record's mGE on the 19
+    test chairs, per seed) and ``paper``; with ``test`` (the test chairs' sets, :func:`chair_sets`)
+    also ``live`` (the committed models re-evaluated on ``test``, per seed, the same reduction
+    :func:`shapelib.cpnet.mge_per_set`) and ``embeddings`` (seed 0's, one ``(n, 128)`` tensor per
+    chair). Methods without a committed checkpoint are left out."""
+    out = {}
+    for method, names in SHIPPED.items():
+        have = checkpoints.committed(names)
+        if not have:
+            continue
+        recs = list(have.values())
+        row = {"seeds": [r.config["seed"] for r in recs], "stored": [r.summary("mge")["mean"] for r in recs],
+               "paper": PAPER[method], "names": list(have)}
+        if test is not None:
+            row["live"] = []
+            for k, name in enumerate(have):
+                model, _ = registry_load(name, device)
+                emb = _embed(model, test, device)
+                row["live"].append(round(mge_per_set(test, emb)["mge"], 6))
+                if k == 0:
+                    row["embeddings"] = emb
+        out[method] = row
+    return out
+
+
+def stored_baselines() -> dict:
+    """The untrained baselines on the 19 test chairs as committed (:data:`BASELINES_PATH`,
+    written by :func:`baselines`)."""
+    path = Path(config.REPO_ROOT or Path.cwd()) / BASELINES_PATH
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `python -m shapelib.experiments.cpnet baselines` "
+                                "with KeypointNet under SHAPELIB_DATA to write it.")
+    return json.loads(path.read_text())
+
+
+def real_summary(shipped: dict, base: dict, live: bool) -> dict:
+    """``{method: mGE}`` on the test chairs: each shipped method's mean over its seeds (``live``:
+    re-evaluated here, else the stored records) and the baselines ``Random`` (mean over seeds),
+    ``HKS/WKS`` and ``xyz`` (from a :func:`baselines` dict)."""
+    if live and any("live" not in r for r in shipped.values()):
+        raise ValueError("live=True needs re-evaluated models: pass shipped_mge(test) (with the test chairs), "
+                         "or live=False for the stored records.")
+    out = {m: float(np.mean(r["live"] if live else r["stored"])) for m, r in shipped.items()}
+    out.update({"Random": base["random"]["mean"], "HKS/WKS": base["hks_wks"]["mge"], "xyz": base["xyz"]["mge"]})
+    return out
+
+
+#: the paper's chair column for the rows of :func:`real_summary` (the paper's handcrafted row is SHOT)
+PAPER_ROWS = {"PointNet": f"{PAPER['PointNet']:.3f}", "DGCNN": f"{PAPER['DGCNN']:.3f}",
+              "PointNet (part labels)": f"{PAPER['PointNet (part labels)']:.3f} (Table 3)",
+              "Random": f"{PAPER['random']:.3f}", "HKS/WKS": f"SHOT {PAPER['SHOT']:.3f}", "xyz": "not reported"}
+
+
+def real_table(shipped: dict, base: dict, summary: dict, live: bool) -> str:
+    """The main results table as text: per row of ``summary`` (:func:`real_summary`) our mGE (mean
+    over seeds), the per-seed values, the paper's chair column, the number of test chairs ``n`` and
+    the seeds, and a line naming the protocol and where the numbers come from (``live``)."""
+    n = base["test"]["n"]
+    lines = [f"mGE on the {n} KeypointNet test chairs (unit bounding-box diagonal; "
+             f"{'recomputed in this run' if live else 'stored with the shipped models: KeypointNet not found here'})",
+             f"{'method':<24} {'ours':>6}  {'per seed':<22} {'paper':<16} {'n':>3}  seeds"]
+    for m, v in summary.items():
+        if m in shipped:
+            per, seeds = shipped[m]["live" if live else "stored"], shipped[m]["seeds"]
+        elif m == "Random":
+            per, seeds = base["random"]["per_seed"], base["random"]["seeds"]
+        else:
+            per, seeds = [], []
+        per_txt = " / ".join(f"{x:.3f}" for x in per) if len(per) > 1 else "—"
+        seed_txt = ", ".join(map(str, seeds)) if seeds else "— (deterministic)"
+        lines.append(f"{m:<24} {v:6.3f}  {per_txt:<22} {PAPER_ROWS.get(m, '—'):<16} {n:>3}  {seed_txt}")
+    lines += ["protocol: the paper's training settings (Adam 1e-3, batch 4, lr x0.9 every 10 epochs, lambda 1, 128-d, "
+              "weights of the best validation mGE) on 71 / 11 / 19 chairs by KeypointNet's split files;",
+              "  reduced: KeypointNet's keypoints instead of CPNet's sets, PointNet without T-nets, DGCNN 100 of the "
+              "authors' 400 epochs; part labels: ShapeNetPart chairs, 100 epochs; baselines untrained"]
+    return "\n".join(lines)
+
+
+def plot_vs_paper(shipped: dict, summary: dict, live: bool):
+    """Bar chart: our mGE on the real test chairs (bars: mean over seeds; dots: each seed) next to
+    the paper's chair column (Table 2 / 3; the paper's handcrafted row is SHOT). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    methods = list(shipped) + ["HKS/WKS", "Random", "xyz"]
+    paper = [PAPER.get(m, PAPER["SHOT"] if m == "HKS/WKS" else None) for m in methods]
+    x = np.arange(len(methods))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.bar(x - 0.2, [summary[m] for m in methods], 0.4, label="ours (19 KeypointNet test chairs)")
+    ax.bar(x + 0.2, [np.nan if p is None else p for p in paper], 0.4, label="paper (CPNet chairs; HKS/WKS bar: SHOT)")
+    for k, m in enumerate(methods):
+        if m in shipped:
+            seeds = shipped[m]["live" if live else "stored"]
+            ax.plot([k - 0.2] * len(seeds), seeds, "k.", ms=6, label="one seed" if k == 0 else None)
+    ax.set_xticks(x, [m.replace(" (", "\n(") for m in methods], fontsize=8)
+    ax.set_ylabel("mGE (unit bounding-box diagonal)")
+    ax.set_title("chair mGE: shipped models and baselines vs the paper (xyz: not in the paper)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 # ----------------------------------------------------------------------------- REPORT rows
 
 DIFFERS = {
-    "data": "KeypointNet's 21 chair keypoint sets (salient points, 14 present on the test chairs) instead of CPNet's "
+    "data": "KeypointNet's 21 chair keypoint sets (salient points, 14 of them on two or more of the 19 test chairs) instead of CPNet's "
             "denser human correspondence sets; 71/11/19 chairs by KeypointNet's split files",
     "PointNet": "PointNet without T-nets, per-point widths 64/128/256 (the paper's seg net: 64-128-1024 with T-nets)",
     "DGCNN": "DGCNN with 3 EdgeConvs of width 64, k = 16",
@@ -550,7 +672,6 @@ def cloud_vs_mesh_geodesics(n_points: int = 2048, n_neighbors: int = 20, seed: i
 
 
 def main(argv=None) -> int:
-    import argparse
 
     ap = argparse.ArgumentParser(prog="python -m shapelib.experiments.cpnet")
     ap.add_argument("what", choices=("baselines", "geodesics"))

@@ -1,6 +1,8 @@
 """Notebook 06 (CPNet): worked solutions to its exercises."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import cpnet, Shape
@@ -103,8 +105,6 @@ def ex06_missing_parts(sets, embeddings) -> dict:
 def ex06_rotations(sets, nets: dict, k_eig: int = 64, seed: int = 0) -> dict:
     """06, exercise 5: mGE of trained backbones (xyz input) and of HKS/WKS on upright clouds and on
     randomly rotated ones (one random rotation per cloud; geodesics do not change)."""
-    from dataclasses import replace
-
     from scipy.spatial.transform import Rotation
 
     rot = replace(sets, points=[(p @ Rotation.random(random_state=seed + m).as_matrix().T).astype(np.float32)
@@ -117,3 +117,27 @@ def ex06_rotations(sets, nets: dict, k_eig: int = 64, seed: int = 0) -> dict:
     out["HKS/WKS"] = {label: cpnet.mean_geodesic_error(s, cpnet.spectral_descriptors(s, k=k_eig, progress=False))
                       for label, s in (("upright", sets), ("rotated", rot))}
     return out
+
+
+def ex06_hardest_sets(sets, embeddings) -> dict:
+    """06, exercise 7: per correspondence set held by two or more models, its mGE (the authors'
+    reduction, :func:`shapelib.cpnet.mge_per_set`) and the spread of its points in the shared frame
+    (mean distance of the set's points to their mean position); ``spearman``: the rank correlation
+    of the two over the sets — do the sets whose position varies most from model to model carry
+    the largest errors?"""
+    from scipy.stats import spearmanr
+
+    res = cpnet.mge_per_set(sets, embeddings)
+    rows = {}
+    for j, err in res["per_set"].items():
+        models = np.flatnonzero(sets.present[:, j])
+        P = np.array([sets.points[m][sets.keypoints[m, j]] for m in models], dtype=np.float64)
+        name = sets.set_names[j] if sets.set_names else str(j)
+        rows[name] = {"mGE": round(err, 4), "spread": round(float(np.linalg.norm(P - P.mean(0), axis=1).mean()), 4),
+                      "n_models": int(len(models))}
+    if len(rows) < 3:
+        raise ValueError(f"only {len(rows)} sets are held by two or more models: pass more models (a rank "
+                         "correlation needs at least 3 sets).")
+    rho = spearmanr([r["spread"] for r in rows.values()], [r["mGE"] for r in rows.values()])[0]
+    hardest = sorted(rows, key=lambda k: -rows[k]["mGE"])
+    return {"per_set": rows, "spearman": round(float(rho), 3), "hardest": hardest[:3], "easiest": hardest[-3:][::-1]}

@@ -185,3 +185,43 @@ def test_committed_cloud_vs_mesh_geodesics_reproduce_on_the_sample_chair(real_da
             assert value == rec["chairs"][sample][key], key
     assert out["graph_rel_diff_mean"] < 0.3
     assert rec["pairs_without_mesh_path"] > 0   # separate mesh parts: no mesh geodesic between them
+
+
+def test_shipped_summary_and_table_come_from_the_committed_records(C):
+    """Notebook 06's results table without the data: each method's per-seed values are its
+    committed records' test mGE, the mean over seeds is the row, and the table names the paper's
+    value, the number of test chairs and the seeds of every row."""
+    import json
+    from pathlib import Path
+
+    shipped = C.shipped_mge(None)
+    if not shipped:
+        pytest.skip("no committed CPNet checkpoint")
+    base = C.stored_baselines()
+    for method, row in shipped.items():
+        recs = [json.loads((Path(checkpoints.directory()) / f"{n}.json").read_text()) for n in row["names"]]
+        assert row["stored"] == [r["evaluation"]["summary"]["mge"]["mean"] for r in recs]
+        assert row["seeds"] == [r["config"]["seed"] for r in recs] and row["paper"] == C.PAPER[method]
+        assert "live" not in row
+    summary = C.real_summary(shipped, base, live=False)
+    assert summary["PointNet"] == pytest.approx(np.mean(shipped["PointNet"]["stored"]))
+    assert summary["Random"] == base["random"]["mean"] and summary["xyz"] == base["xyz"]["mge"]
+    table = C.real_table(shipped, base, summary, live=False)
+    for method, value in summary.items():
+        line = next(ln for ln in table.splitlines() if ln.startswith(method + " "))
+        assert f"{value:.3f}" in line and f" {base['test']['n']} " in line
+        if method in shipped:
+            assert f"{C.PAPER[method]:.3f}" in line and ", ".join(map(str, shipped[method]["seeds"])) in line
+    with pytest.raises(ValueError, match="shipped_mge"):
+        C.real_summary(shipped, base, live=True)     # nothing re-evaluated: no live numbers to summarise
+
+
+def test_annotation_stats_of_the_real_chairs(real_data, C):
+    from shapelib.data import keypointnet
+
+    st = C.annotation_stats("chair")
+    ann = keypointnet.annotations("chair")
+    assert st["N_M"] == len(ann) and st["N_K"] == sum(len(a["semantic_id"]) for a in ann)
+    lo, med, hi = st["C"]
+    assert 1 <= lo <= med <= hi <= st["sets"]
+    assert st["clouds"]["train"] == 71 and st["clouds"]["val"] == 11 and st["clouds"]["test"] == 19
