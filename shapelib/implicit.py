@@ -41,6 +41,7 @@ from .shape import Shape
 from .cache import disk_cache
 from .config import seed_everything
 from .kernels import nearest
+from .data import shapenet
 from .data.synthetic import decimate
 
 #: IM-Net-pytorch decoder widths for ``gf_dim = 128``: layers 1..6 (layer 7 is the 1-d output)
@@ -586,3 +587,23 @@ def plot_comparison(shown: dict, title: str = ""):
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def pick_chairs(candidates, n: int, min_consistency: float = 0.9) -> tuple[list, list]:
+    """``n`` chairs, half with armrests (``n // 2``), from ``candidates`` in order — `Item`\\ s with
+    ``meta['armrests']`` or ``(folder, model_id)`` pairs of :func:`shapelib.data.shapenet.chair_ids` —
+    skipping those whose inside/outside labels are inconsistent (:func:`label_consistency` below
+    ``min_consistency``: open single-sheet parts). Returns ``(picked, skipped)``, lists of ``(item, consistency)``."""
+    need = {True: n // 2, False: n - n // 2}
+    picked, skipped = [], []
+    for c in candidates:
+        arm = bool(c.meta["armrests"]) if hasattr(c, "meta") else shapenet.ARMRESTS[c[1]]
+        if need[arm] == 0:
+            continue
+        it = c if hasattr(c, "meta") else shapenet.read_chair(c[1], c[0])
+        q = label_consistency(it.shape)
+        (picked if q >= min_consistency else skipped).append((it, q))
+        need[arm] -= q >= min_consistency
+        if not any(need.values()):
+            break
+    return picked, skipped
