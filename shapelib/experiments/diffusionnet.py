@@ -345,14 +345,35 @@ def evaluate_patch_labelling(models: dict, methods: dict, centers, label_of, kin
 def table5_text(rows: dict, kinds=T5_KINDS, fmt: str = "8.2f", paper: bool = True) -> str:
     """A fixed-width text table: one line per ``rows`` entry (label → {kind: value}), then the
     paper's Table 5 rows (``paper=True``)."""
-    header = f"{'':34s}" + "".join(f"{k:>8s}" for k in kinds)
+    header = f"{'':44s}" + "".join(f"{k:>8s}" for k in kinds)
     lines = [header, "-" * len(header)]
-    lines += [f"{label:34s}" + "".join(f"{row[k]:{fmt}}" if row.get(k) is not None else f"{'—':>8s}" for k in kinds)
+    lines += [f"{label:44s}" + "".join(f"{row[k]:{fmt}}" if row.get(k) is not None else f"{'—':>8s}" for k in kinds)
               for label, row in rows.items()]
     if paper:
-        lines += [f"{'paper: ' + name:34s}" + "".join(f"{v:8.2f}" if v is not None else f"{'N/A':>8s}" for v in vals)
+        lines += [f"{'paper: ' + name:44s}" + "".join(f"{v:8.2f}" if v is not None else f"{'N/A':>8s}" for v in vals)
                   for name, vals in PAPER_T5_ROWS.items()]
     return "\n".join(lines)
+
+
+def table5_rows(records: dict[str, Record], evaluations: dict[str, dict]) -> dict:
+    """Rows for :func:`table5_text`: each model under the paper's yardstick (the reference code's
+    exact geodesics on the template, pooled; stored in its record by ``python -m shapelib.experiments
+    rescore NAME --write``), then under shapelib's metric (``evaluations``, e.g. a live re-evaluation)."""
+    labels = {T5: "DiffusionNet", T5_GRAPH: "graph Laplacian"}
+    rows = {}
+    for name, rec in records.items():
+        if all(rec.paper_score(k) for k in T5_KINDS):
+            rows[f"ours: {labels[name]} (paper's yardstick)"] = {k: rec.paper_score(k)["mean"] for k in T5_KINDS}
+    for name, ev in evaluations.items():
+        rows[f"ours: {labels[name]} (shapelib metric)"] = {k: s["mean"] for k, s in ev["summary"].items()}
+    return rows
+
+
+def worst_ratio_to_paper(record: Record) -> float:
+    """The largest ours / paper ratio over the five Table 5 columns, under the paper's yardstick where
+    the record has it (else shapelib's metric)."""
+    score = record.paper_score if all(record.paper_score(k) for k in T5_KINDS) else record.summary
+    return max(score(k)["mean"] / p for k, p in zip(T5_KINDS, PAPER_T5_ROWS["DiffusionNet"]))
 
 
 def plot_table5(records: dict[str, Record], evaluations: dict[str, dict], kinds=T5_KINDS):
