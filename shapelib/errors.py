@@ -1,4 +1,5 @@
 """Exceptions raised by shapelib. Every message names the problem AND the fix."""
+import importlib
 
 
 class ShapelibError(Exception):
@@ -32,8 +33,6 @@ class MissingDependencyError(ShapelibError, ImportError):
 def require(module: str, package: str | None = None, purpose: str = ""):
     """Import an optional dependency where it is used (never at package import), or raise
     :class:`MissingDependencyError` naming the pip package to install."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

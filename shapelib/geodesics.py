@@ -6,7 +6,10 @@ Distances are in the shape's length unit.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+from tqdm.auto import tqdm
 
 from .cache import disk_cache
 from .shape import Shape
@@ -85,8 +88,6 @@ def geodesic_matrix(shape: Shape, max_vertices: int = 12000, cache: bool = True,
         )
 
     def compute():
-        from tqdm.auto import tqdm
-
         solver = _solver(shape)
         D = np.empty((n, n), dtype=np.float32)
         for i in tqdm(range(n), desc=f"geodesics {shape.name or ''}".strip(), disable=not progress, leave=False):
@@ -215,7 +216,6 @@ def exact_geodesic_distances(shape: Shape, sources, targets=None, max_distance: 
         raise ValueError(f"max_distance must be positive, got {max_distance}.")
     solve = _exact_solver(shape, backend)
     labels = _components(shape)
-    from tqdm.auto import tqdm
 
     out = np.empty((len(src), n if tg is None else len(tg)))
     for i, s in enumerate(tqdm(src, desc="exact geodesics", disable=not progress, leave=False)):
@@ -244,8 +244,6 @@ def _exact_row(solve, labels: np.ndarray, s: int, tg, max_distance) -> np.ndarra
 
 
 def _index_digest(idx: np.ndarray) -> str:
-    import hashlib
-
     return hashlib.sha1(np.ascontiguousarray(idx, dtype=np.int64).tobytes()).hexdigest()
 
 
@@ -335,7 +333,6 @@ def exact_pair_distances(shape: Shape, a, b, backend: str = "auto", progress: bo
     bounds = np.searchsorted(inv[order], np.arange(len(src) + 1))
     G = _edge_graph(shape)
     solve, labels = _exact_solver(shape, backend), _components(shape)
-    from tqdm.auto import tqdm
 
     for j in tqdm(range(len(src)), desc="exact geodesics (pairs)", disable=not progress, leave=False):
         rows = todo[order[bounds[j]:bounds[j + 1]]]

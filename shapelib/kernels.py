@@ -65,6 +65,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import config
@@ -656,8 +657,6 @@ def _nearest_blas(X: torch.Tensor, Y: torch.Tensor, rows: int):
     it is their exact nearest neighbour (scored in float64), where the ``'torch'`` search ranks in
     float32 and may swap two neighbours whose distances agree to float32 rounding.
     """
-    import numpy as np
-
     n, p = X.shape
     m = Y.shape[0]
     X, Y = X.double(), Y.double()

@@ -12,6 +12,8 @@ which uses exact geodesics (`shapelib.geodesics.exact_geodesic_matrix`) and the 
 """
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 
 from .geodesics import exact_backend, exact_geodesic_matrix, exact_pair_distances, geodesic_distances, geodesic_matrix
@@ -336,8 +338,6 @@ def fmaps_test_pairs(names) -> list[tuple[str, str]]:
     (``learn_zo/data/faust.py`` ``ShapePairDataset._init``, l. 373; FAUST_r test shapes are files
     80–99 of the sorted list, l. 33): 190 pairs for 20 shapes, each as ``(shape 1, shape 2)`` in
     shapelib's naming (their shape 0 = the earlier name, on which errors are measured)."""
-    from itertools import combinations
-
     return list(combinations(list(names), 2))
 
 

@@ -21,6 +21,8 @@ runs first, raising a :class:`~shapelib.errors.ShapeError` that names the defect
 from __future__ import annotations
 
 import hashlib
+import io
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -670,8 +672,6 @@ class Shape:
             normals = np.asarray(normals, dtype=np.float64)
             if normals.shape != vertices.shape or not np.isfinite(normals).all() \
                     or (np.linalg.norm(normals, axis=1) < 1e-12).any():
-                import warnings
-
                 warnings.warn(f"{path}: some stored normals are zero or NaN; ignoring the file's normals "
                               "(they are recomputed when needed).")
                 normals = None
@@ -805,8 +805,6 @@ def _check_off_counts(path: Path, n_vertices: int, n_faces: int | None) -> None:
 
 def _read_trimesh(path: Path, suffix: str, raw: bytes):
     """Fallback reader: trimesh, geometry only, vertices in file order (no merging)."""
-    import io
-
     trimesh = require("trimesh")
 
     if suffix == ".off":

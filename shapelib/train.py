@@ -5,11 +5,14 @@ item of a list; ``loss_fn(model, item)`` returns the scalar loss of one item.
 """
 from __future__ import annotations
 
+import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .diffusion import input_features, random_rotation
 from .operators import compute_operators
@@ -69,8 +72,6 @@ def lr_drops(config: dict, epochs_done: int) -> list[int]:
 def _advance(sched, epochs: int) -> None:
     """Step ``sched`` through ``epochs`` epochs without training (a run resumed from its weights,
     whose scheduler state was not kept): the learning rate becomes the one the schedule has at ``epochs``."""
-    import warnings
-
     with warnings.catch_warnings():   # "lr_scheduler.step() before optimizer.step()": intended here
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(epochs):
@@ -106,9 +107,6 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     the item order replays the same seeded sequence, so a resumed run takes the same steps as
     an uninterrupted one.
     """
-    import time
-
-    from tqdm.auto import tqdm
 
     if len(items) == 0:
         raise ValueError("fit() got no training items.")
@@ -184,8 +182,6 @@ def prepare(items, labels=None, kind: str = "xyz", k: int = 128, method: str = "
     method : Laplacian (``'auto'``; ``'graph'`` for the connectivity-only baseline).
     Returns dicts with ``shape``, ``item``, ``x``, ``ops`` (torch), ``y`` (long tensor or None).
     """
-    from tqdm.auto import tqdm
-
     out = []
     for it in tqdm(items, desc=desc, disable=not progress, leave=False):
         shape = getattr(it, "shape", it)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..shape import Shape
 from ..geodesics import geodesic_matrix
@@ -141,8 +142,6 @@ class PairSet(_Described):
 
 def progress(iterable, desc: str):
     """A tqdm.auto progress bar over shapes (hidden when not attached to a terminal/notebook)."""
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, desc=desc, leave=False, disable=None)
 
 

@@ -7,7 +7,9 @@ are converted on reading: ``.vts`` files are 1-based, everything returned is 0-b
 from __future__ import annotations
 
 import json
+import re
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -149,8 +151,6 @@ def _off_names(root: Path) -> list[str]:
 
 
 def _natural_key(name: str):
-    import re
-
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
@@ -287,8 +287,6 @@ def r_pair(first: Item, second: Item) -> Pair:
 def faust_r_segmentation(first: str, second: str, which: str, symmetric: bool = False) -> np.ndarray:
     """Per-vertex segment labels of shape ``which`` in the FAUST_r pair (first, second), read
     from ``segmentation.zip`` (``(n,) int``)."""
-    import zipfile
-
     root = registry.get("faust_r").require() / "vtx_5k"
     member = f"segmentation/{first}_{second}.{which}.seg.{'sym' if symmetric else 'nonsym'}"
     with zipfile.ZipFile(existing_file(root / "segmentation.zip", "zip archive")) as z:

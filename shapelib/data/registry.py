@@ -9,8 +9,11 @@ behind a licence or a registration.
 from __future__ import annotations
 
 import hashlib
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from ..config import data_root
 from ..errors import DatasetNotFoundError
@@ -238,9 +241,6 @@ def sha256(path: Path) -> str:
 
 def _download(url: str, dest: Path, timeout: float = 20.0) -> None:
     """Stream ``url`` into ``dest`` (via a temp file) with a tqdm progress bar."""
-    import urllib.request
-
-    from tqdm.auto import tqdm
 
     tmp = dest.with_suffix(dest.suffix + ".part")
     with urllib.request.urlopen(url, timeout=timeout) as resp:

@@ -30,6 +30,7 @@ the chairs with armrests. Keypoints identify *points* of parts, not per-point pa
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -168,8 +169,6 @@ _INFO_KEYS = ("faces_in", "degenerate", "duplicates", "faces_out", "flipped", "v
 def read_clean(path, name: str = "") -> tuple[Shape, dict]:
     """:func:`read_obj` + :func:`clean_mesh`, cached on disk (`shapelib.cache`) under the sha256 of
     the file's bytes, so a changed file is re-cleaned."""
-    import hashlib
-
     path = Path(path)
     if not path.exists():
         raise ShapeIOError(f"No such file: {path}. Check $SHAPELIB_DATA (python -m shapelib.data status).")

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -65,8 +66,6 @@ def html_exporter(out_dir: Path):
     ``jupyter-server-mathjax`` package into ``out_dir/mathjax`` (2.8 MB, trimmed) and referenced
     relatively. Without that package, the default exporter (MathJax from a CDN: offline, the
     equations stay as raw ``$$…$$``)."""
-    import shutil
-
     from nbconvert import HTMLExporter
 
     try:

@@ -11,6 +11,7 @@ the notebooks' quick scale.
 """
 from __future__ import annotations
 
+import html
 import importlib
 import inspect
 
@@ -40,8 +41,6 @@ def __dir__():
 
 def _html_block(name: str, src: str, show: bool) -> str:
     """A ``<details>`` block holding the highlighted source, closed unless ``show``."""
-    import html
-
     try:
         from pygments import highlight
         from pygments.formatters import HtmlFormatter

@@ -1,6 +1,7 @@
 """Notebook 04 (functional maps): worked solutions to its exercises."""
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -12,8 +13,6 @@ from ..experiments import checkpoints, fmaps, scoring
 
 def ex04_zoomout_step(C0, basis1, basis2, evaluate, k_final: int = 130, steps=(10, 1)) -> dict:
     """04, exercise 1: classic ZoomOut with step 1 (the original algorithm) vs 10: error and time."""
-    import time
-
     out = {}
     for step in steps:
         t = time.perf_counter()
@@ -60,8 +59,6 @@ def ex04_backends_timing(sizes=(2000, 10000, 20000), backends=("torch", "sdpa"),
     float32 features; seconds, time relative to the torch backend, and the largest relative
     difference of the result and of the gradients from torch's (add "keops" to ``backends`` when
     ``kernels.keops_available()``: its first call compiles, minutes on a laptop CPU)."""
-    import time
-
     import torch
 
     g = torch.Generator().manual_seed(seed)

@@ -9,6 +9,7 @@ FAUST registrations). Coordinates: metres, ``y`` up, ``z`` forward, ``+x`` = the
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ...cache import disk_cache
 from ...shape import Shape
@@ -152,8 +153,6 @@ def generate(n_subjects: int = 10, n_poses: int = 10, seed: int = 0, progress: b
     tmpl = template()
 
     def compute():
-        from tqdm.auto import tqdm
-
         rng = np.random.default_rng(seed)
         out = np.empty((n_subjects * n_poses, len(tmpl["vertices"]), 3), dtype=np.float32)
         for s in tqdm(range(n_subjects), desc="humanoids", disable=not progress, leave=False):

@@ -18,6 +18,7 @@ convention of KeypointNet/CPNet correspondence sets.
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ...cache import disk_cache
 from ...shape import Shape
@@ -123,8 +124,6 @@ def generate(category: str = "chair", n: int = 20, seed: int = 0, progress: bool
     ``(seed, i)``, so a larger ``n`` extends a smaller one). Every other chair (even ``i``) has
     arms; every fourth mug (``i % 4 == 3``) is a handle-less cup. Each item: ``shape``,
     ``parts (n_v,)``, ``keypoints (K,)`` (-1 = absent), ``optional`` (arms / handle present)."""
-    from tqdm.auto import tqdm
-
     if category not in _BUILDERS:
         raise ValueError(f"unknown object category {category!r}; choose one of {sorted(_BUILDERS)}.")
     out = []

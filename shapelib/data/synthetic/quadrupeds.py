@@ -17,6 +17,7 @@ landmarks (`LANDMARK_NAMES`) are fixed template vertices. Metres, ``y`` up, ``z`
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ...cache import disk_cache
 from ._geometry import Primitive, SkeletonBuilder, bone_transforms, extreme_vertices, rotation, skin, skinned_template
@@ -154,8 +155,6 @@ def generate(species=("cat", "dog", "horse", "centaur"), n_poses: int = 5, seed:
     species = tuple(species)
 
     def compute():
-        from tqdm.auto import tqdm
-
         rng = np.random.default_rng(seed)
         out = np.empty((len(species) * n_poses, len(tmpl["vertices"]), 3), dtype=np.float32)
         for s, sp in enumerate(tqdm(species, desc="quadrupeds", disable=not progress, leave=False)):
