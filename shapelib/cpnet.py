@@ -694,11 +694,11 @@ def plot_embeddings(sets: CorrespondenceSets, rows: dict, models, view=SHAPENET_
             raise ValueError(f"rows[{label!r}] holds {len(E)} embeddings for {sets.n_models} models; pass one per model.")
         colours += embedding_colors([E[m] for m in models])
         shapes += [Shape(sets.points[m]) for m in models]
-        titles += [f"{label}: {str(sets.names[m])[:8]}" for m in models]
+        titles += [f"{label}\n{str(sets.names[m])[:8]}" for m in models]
     fig = viz.plot_shapes(shapes, colours, titles=titles, ncols=len(models), size=size, point_size=point_size,
                           view=view)
-    fig.subplots_adjust(top=0.9)
-    fig.suptitle("colour = first 3 PCA components of the embedding (R, G, B), one PCA per row", fontsize=9, y=0.99)
+    fig.subplots_adjust(top=0.88)
+    fig.suptitle("colour = first 3 PCA components of the embedding (R, G, B), one PCA per row", fontsize=9, y=1.0)
     return fig
 
 
@@ -740,6 +740,6 @@ def plot_keypoint_matches(sets: CorrespondenceSets, embeddings, set_id: int, sou
     for ax, t in zip(fig.axes[1:], targets):
         v = viz._to_plot_coords(sets.points[t][[m[t]["x"]]], "y")
         ax.scatter(v[:, 0], v[:, 1], v[:, 2], marker="x", c="black", s=90, linewidths=2, depthshade=False)
-    fig.subplots_adjust(top=0.8)
-    fig.suptitle("red: the annotated point of the set; black x: the nearest embedding to f(p)", fontsize=9, y=0.99)
+    fig.subplots_adjust(top=0.72)
+    fig.suptitle("red: the annotated point of the set; black x: the nearest embedding to f(p)", fontsize=9, y=1.0)
     return fig, {t: m[t] for t in targets}

@@ -463,7 +463,7 @@ def plot_vs_paper(shipped: dict, summary: dict, live: bool):
     import matplotlib.pyplot as plt
 
     methods = list(shipped) + ["HKS/WKS", "Random", "xyz"]
-    paper = [PAPER.get(m, PAPER["SHOT"] if m == "HKS/WKS" else None) for m in methods]
+    paper = [PAPER.get({"HKS/WKS": "SHOT", "Random": "random"}.get(m, m)) for m in methods]
     x = np.arange(len(methods))
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.bar(x - 0.2, [summary[m] for m in methods], 0.4, label="ours (19 KeypointNet test chairs)")
