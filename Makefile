@@ -39,7 +39,8 @@ test-nb: venv
 	$(HEADLESS) SHAPELIB_SCALE=$${SHAPELIB_SCALE:-quick} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
 
 # Executes every notebook headless, writes results/*.html and results/REPORT.md.
-# Scale: `standard` on CPU, `full` when a CUDA GPU is present (override with SHAPELIB_SCALE=...).
+# Scale: `lab` on CPU (paper numbers from the shipped trained models; ~30 min on 2 cores), `full` when a
+# CUDA GPU is present; `make reproduce SHAPELIB_SCALE=standard` for the hours-long CPU run.
 reproduce: venv
 	SHAPELIB_SCALE=$${SHAPELIB_SCALE:-$$($(PY) -c 'from shapelib import config; print(config.batch_scale())')} $(PY) -m shapelib.experiments.reproduce --out results
 

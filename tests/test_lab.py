@@ -72,13 +72,13 @@ def test_plain_python_keeps_agg():
 
 def test_lab_is_the_default_scale(monkeypatch):
     """A bare kernel (no SHAPELIB_SCALE) runs at `lab`: quick's sizes, and its first line says how
-    to change the scale; `make reproduce` keeps standard (CPU) / full (GPU) through batch_scale."""
+    to change the scale; `make reproduce` runs lab (CPU) / full (GPU) through batch_scale."""
     monkeypatch.delenv("SHAPELIB_SCALE", raising=False)
     assert config.scale() == "lab" and config.small()
     assert config.pick(1, 2, 3) == 1 and config.pick(1, 2, 3, lab=4) == 4
     info = str(config.run_info())
     assert info.startswith("scale=lab") and "SHAPELIB_SCALE=standard make lab" in info
-    assert config.batch_scale() == ("full" if config._cuda_available() else "standard")
+    assert config.batch_scale() == ("full" if config._cuda_available() else "lab")
     monkeypatch.setenv("SHAPELIB_SCALE", "standard")
     assert config.batch_scale() == "standard" and not config.small() and config.pick(1, 2, 3) == 2
     monkeypatch.setenv("SHAPELIB_SCALE", "paper")
@@ -100,3 +100,14 @@ def test_make_lab_passes_the_scale_to_the_kernels(scale):
     lab_line = [ln for ln in out.splitlines() if "jupyter lab" in ln][0]
     assert f"SHAPELIB_SCALE={scale or 'lab'} " in lab_line, lab_line
     assert "scale_hint()" in out, "the banner says which scale is on and how to change it"
+
+
+def test_reproduce_eta_reads_the_last_run_at_the_same_scale(tmp_path):
+    from shapelib.experiments.reproduce import expected_seconds
+
+    (tmp_path / "01_a.json").write_text('{"scale": "lab", "ok": true, "seconds": 30.5}')
+    (tmp_path / "02_b.json").write_text('{"scale": "standard", "ok": true, "seconds": 900}')
+    (tmp_path / "03_c.json").write_text('{"scale": "lab", "ok": false, "seconds": 5}')
+    nbs = [tmp_path / f"{n}.ipynb" for n in ("01_a", "02_b", "03_c", "04_d")]
+    assert expected_seconds(tmp_path, nbs, "lab") == {"01_a": 30.5}
+    assert expected_seconds(tmp_path, nbs, "standard") == {"02_b": 900.0}

@@ -146,8 +146,13 @@ def main(argv=None) -> int:
     if args.only:
         notebooks = [p for p in notebooks if p.name.startswith(tuple(args.only))]
     print(f"reproduce: {len(notebooks)} notebooks · scale={config.scale()} · data={config.data_root()}", flush=True)
-    failed = False
-    for path in notebooks:
+    expected = expected_seconds(records, notebooks, config.scale())
+    failed, start = False, time.time()
+    for k, path in enumerate(notebooks):
+        left = sum(expected.get(p.stem, 0) for p in notebooks[k:])
+        if left:
+            print(f"  [{k + 1}/{len(notebooks)}] ETA {time.strftime('%H:%M', time.localtime(time.time() + left))} "
+                  f"(~{left / 60:.0f} min left, from the last run at this scale)", flush=True)
         sink = out / f".{path.stem}.jsonl"
         sink.unlink(missing_ok=True)
         os.environ["SHAPELIB_RESULTS"] = str(sink)
@@ -162,7 +167,20 @@ def main(argv=None) -> int:
                   "real_data_found": config.data_root().is_dir(), "rows": rows}
         (records / f"{path.stem}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     write_report(out, all_notebooks)
+    print(f"reproduce: {len(notebooks)} notebooks in {(time.time() - start) / 60:.1f} min", flush=True)
     return 1 if failed else 0
+
+
+def expected_seconds(records: Path, notebooks, scale: str) -> dict:
+    """``{notebook stem: seconds}`` of each notebook's last recorded run at ``scale`` (for the ETA)."""
+    out = {}
+    for path in notebooks:
+        f = records / f"{path.stem}.json"
+        if f.exists():
+            rec = json.loads(f.read_text())
+            if rec.get("scale") == scale and rec.get("ok"):
+                out[path.stem] = float(rec.get("seconds", 0))
+    return out
 
 
 if __name__ == "__main__":
