@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,7 +42,6 @@ from . import checkpoints, report
 from .registry import Protocol, register
 
 NAME = "difm_chairs_autodecoder"
-RESULTS_PATH = "results/difm_chairs_table1.json"
 METHODS = ("none", "free", "rigid", "ours")
 METHOD_TITLES = {"none": "no deformation", "free": "free cross-fit (ShapeFlow-like)",
                  "rigid": "cross-fit + rigidity (MeshODE-like)", "ours": "ours (layer 3 + 0.1·layer 6)"}
