@@ -19,10 +19,12 @@ so the same code runs on CPU or GPU, with any kernel backend.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .diffusion import DiffusionNet, input_features
 from .kernels import SoftMap, nearest
@@ -520,8 +522,6 @@ def axiomatic_zoomout(ops1, ops2, basis1: SpectralBasis, basis2: SpectralBasis, 
     """The axiomatic pipeline: WKS descriptors → :func:`descriptor_fmap` (every term on) →
     :func:`zoomout`. ``settings`` override :data:`AXIOMATIC`. Returns ``C_init``, ``p2p_init``
     (its vertex map), ``C``, ``p2p`` (after ZoomOut) and ``seconds`` ``{'fit', 'zoomout'}``."""
-    import time
-
     unknown = set(settings) - set(AXIOMATIC)
     if unknown:
         raise ValueError(f"axiomatic_zoomout: unknown settings {sorted(unknown)}; known: {sorted(AXIOMATIC)}.")
@@ -789,10 +789,6 @@ def train_unsupervised(net: torch.nn.Module, shapes: list[ShapeData], cfg: FmapT
     """Single-branch unsupervised training (Sec. 4.3): random pairs of ``shapes``, Adam(lr), the
     losses of :func:`pair_losses` (consistency through differentiable ZoomOut every
     ``refine_every`` steps), optional gradient clipping. No ground truth is used."""
-    import time
-
-    from tqdm.auto import tqdm
-
     if len(shapes) < 2:
         raise ValueError("train_unsupervised needs at least two shapes.")
     for s in shapes:

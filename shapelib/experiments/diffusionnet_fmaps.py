@@ -42,13 +42,24 @@ Weight names: :func:`reference_state_dict` maps the reference ``DiffusionNet`` s
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-from .. import config
-from . import checkpoints
+from .. import config, viz
+from ..data import real
+from ..data.pairs import test_pairs as all_pairs
+from ..diffusion import DiffusionNet, random_rotation
+from ..fmaps import SpectralBasis, fmap_to_p2p, regularized_fmap
+from ..fmaps import zoomout as run_zoomout
+from ..metrics import fmaps_pair_error, transfer_colors
+from ..operators import compute_operators
+from . import checkpoints, report
+from .scoring import summary_stats
 
 #: the authors' four Table 4 feature extractors: input features and the dataset they were trained on
 WEIGHTS = {"faust_xyz": ("xyz", "FAUST_r"), "faust_hks": ("hks", "FAUST_r"),
@@ -93,7 +104,6 @@ def reference_state_dict(sd: dict) -> dict:
 
     Both compute ``x + MLP([x, diffused x, tanh(Re(w̄ ⊙ A w))])`` in that order, so no tensor is
     transposed or permuted. An unknown key raises ValueError naming it."""
-    import re
 
     out = {}
     for key, value in sd.items():
@@ -118,9 +128,6 @@ def reference_state_dict(sd: dict) -> dict:
 def load_authors_model(name: str, root: Path | None = None):
     """One of the authors' Table 4 feature extractors (:data:`WEIGHTS`) as a shapelib
     :class:`~shapelib.diffusion.DiffusionNet` in eval mode (in 3 for xyz, 16 for hks; 128 out)."""
-    import torch
-
-    from ..diffusion import DiffusionNet
 
     if name not in WEIGHTS:
         raise ValueError(f"unknown weights {name!r}: choose one of {', '.join(WEIGHTS)}.")
@@ -170,10 +177,6 @@ class T4Shape:
     30-eigenpair basis and the raw inputs (unit-area xyz, 16 HKS)."""
 
     def __init__(self, shape, device="cpu"):
-        import torch
-
-        from ..fmaps import SpectralBasis
-        from ..operators import compute_operators
 
         self.name = shape.name
         self.shape = reference_shape(shape)
@@ -186,8 +189,6 @@ class T4Shape:
     def features(self, net, kind: str, rotation=None):
         """The network's ``(n, 128)`` features; xyz inputs turned by ``rotation (3, 3)`` (as
         ``pts @ R`` in the reference) when given."""
-        import torch
-
         x = self.hks if kind == "hks" else (self.xyz if rotation is None else self.xyz @ rotation)
         with torch.no_grad():
             return net(x, self.ops)
@@ -196,10 +197,6 @@ class T4Shape:
 def pair_map(F1, F2, s1: T4Shape, s2: T4Shape, zoomout: dict | None = None) -> dict:
     """The maps of one pair from features F1, F2: ``{"fmap": p2p_21 of the 30×30 map, "zoomout":
     p2p_21 after ZoomOut (when ``zoomout`` is given), "C": the 30×30 map}``."""
-    import torch
-
-    from ..fmaps import fmap_to_p2p, regularized_fmap
-    from ..fmaps import zoomout as run_zoomout
 
     with torch.no_grad():
         C = regularized_fmap(F1, F2, s1.basis, s2.basis, k=CONFIG["n_fmap"], lam=CONFIG["lambda"])
@@ -214,17 +211,12 @@ def pair_map(F1, F2, s1: T4Shape, s2: T4Shape, zoomout: dict | None = None) -> d
 
 def test_pairs(subset=None) -> list[tuple[str, str]]:
     """The 190 FAUST_r test pairs (shape 1 the lower index), or those named ``'a<-b'`` in ``subset``."""
-    from ..data.pairs import test_pairs as all_pairs
-
     return [(a, b) for a, b in all_pairs("faust_r") if subset is None or f"{a}<-{b}" in subset]
 
 
 def rotations(pairs, seed: int = CONFIG["rotation_seed"]) -> dict:
     """One uniformly random rotation per shape per pair (the reference draws a fresh one for each
     shape of each test pair): ``{(a, b): (R_a, R_b)}``, reproducible from ``seed`` whatever the subset."""
-    import torch
-
-    from ..diffusion import random_rotation
 
     out = {}
     for i, (a, b) in enumerate(test_pairs()):
@@ -238,12 +230,6 @@ def evaluate(weights=tuple(WEIGHTS), subset=None, zoomout: dict | None = ZOOMOUT
     """Table 4 with the authors' weights: ``{"per_pair": {w: {"a<-b": {"fmap": e, "zoomout": e}}},
     "summary": {w: {stage: stats}}, "seconds": {...}}`` — errors ×100 by :data:`YARDSTICK`.
     ``rotate``: xyz inputs randomly rotated per shape and pair, as the reference test does."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..data import real
-    from ..metrics import fmaps_pair_error
-    from .scoring import summary_stats
 
     pairs = test_pairs(subset)
     names = sorted({n for p in pairs for n in p})
@@ -287,29 +273,36 @@ def evaluate(weights=tuple(WEIGHTS), subset=None, zoomout: dict | None = ZOOMOUT
     return {"per_pair": per_pair, "summary": summary, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
 
-def run(path: str | Path | None = None, weights=tuple(WEIGHTS), subset=None, log=print) -> dict:
-    """Evaluate (:func:`evaluate`) weights by weights and write the record :data:`RESULTS_PATH`
-    after each (``"complete": False`` until the last); returns it."""
+def run(path: str | Path | None = None, weights=tuple(WEIGHTS), subset=None, log=print,
+        zoomout_weights=ZOOMOUT_WEIGHTS, merge: bool = False) -> dict:
+    """Evaluate (:func:`evaluate`) weights by weights — with ZoomOut for ``zoomout_weights`` — and
+    write the record :data:`RESULTS_PATH` after each (``"complete": False`` until the last);
+    ``merge``: keep the stored record's other weights (re-running some of them). Returns it."""
     t0 = time.perf_counter()
     out = Path(config.REPO_ROOT or Path.cwd()) / (path or RESULTS_PATH)
     res = {"per_pair": {}, "summary": {}, "seconds": {}}
+    old = load_results(path) if merge else None
+    if old:
+        res = {k: dict(old[k]) for k in res}
+        res["seconds"] = {k: v for k, v in res["seconds"].items() if k in WEIGHTS}
+        weights_all = tuple(dict.fromkeys(list(old["per_pair"]) + list(weights)))
     for i, w in enumerate(weights):
-        r = evaluate([w], subset, zoomout=ZOOMOUT if w in ZOOMOUT_WEIGHTS else None, log=log)
+        r = evaluate([w], subset, zoomout=ZOOMOUT if w in zoomout_weights else None, log=log)
         res["per_pair"].update(r["per_pair"])
         res["summary"].update(r["summary"])
         res["seconds"][w] = r["seconds"]
         rec = {"what": "DiffusionNet Table 4 with the authors' published feature extractors, through shapelib",
                "weights": {v: f"$SHAPELIB_DATA/pretrained/diffusionnet/{v}.pth (input {WEIGHTS[v][0]}, trained on "
-                              f"{WEIGHTS[v][1]})" for v in weights},
+                              f"{WEIGHTS[v][1]})" for v in (weights_all if old else weights)},
                "source": "github.com/nmwsharp/diffusion-net b1019b049597711d10259ce28250f7dfc4335a2b, "
                          "experiments/functional_correspondence/pretrained_models",
                "protocol": ("FAUST_r tr_reg_080-099, all pairs i < j (shape 1 the lower index); unit area; operators "
                             "k 128 with gradient eps 1e-5 and face-mean normals; xyz inputs randomly rotated per shape "
                             f"and pair (seed {CONFIG['rotation_seed']}); 30x30 fmap, lambda 1e-3; ZoomOut 30 -> "
-                            f"{ZOOMOUT['k_final']} step {ZOOMOUT['step']} for {', '.join(ZOOMOUT_WEIGHTS)}"),
+                            f"{ZOOMOUT['k_final']} step {ZOOMOUT['step']}"),
                "yardstick": YARDSTICK, "config": CONFIG, "zoomout": ZOOMOUT, "paper": PAPER,
                "n_pairs": len(test_pairs(subset)), "complete": i == len(weights) - 1, **res,
-               "wall_seconds": round(time.perf_counter() - t0, 1), "hardware": checkpoints.hardware(),
+               "wall_seconds": round(time.perf_counter() - t0 + (old or {}).get("wall_seconds", 0), 1), "hardware": checkpoints.hardware(),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "git_commit": checkpoints.git_commit()}
         out.write_text(json.dumps(rec, indent=1) + "\n")
     return rec
@@ -324,23 +317,45 @@ def load_results(path: str | Path | None = None) -> dict | None:
 # ----------------------------------------------------------------------------- report
 
 
+#: a pair whose error ×100 exceeds this has gone wrong as a whole (e.g. left and right swapped)
+FAILED_PAIR = 10.0
+
+
+def failed_pairs(rec: dict, weights: str, stage: str = "fmap") -> dict:
+    """The pairs of one entry above :data:`FAILED_PAIR`: ``{"pairs", "shapes": {name: count}, "rest_mean",
+    "n_rest"}`` — which test shapes they involve and the mean over the other pairs."""
+    rows = rec.get("per_pair", {}).get(weights, {})
+    bad = [p for p, r in rows.items() if r[stage] > FAILED_PAIR]
+    shapes = {}
+    for p in bad:
+        for n in p.split("<-"):
+            shapes[n] = shapes.get(n, 0) + 1
+    rest = [r[stage] for p, r in rows.items() if p not in bad]
+    return {"pairs": bad, "shapes": dict(sorted(shapes.items(), key=lambda t: -t[1])),
+            "rest_mean": float(np.mean(rest)) if rest else None, "n_rest": len(rest)}
+
+
 def table4_table(rec: dict) -> list[dict]:
-    """``[{weights, column, stage, ours, paper, ratio}]`` of a record, FAUST column then S on F."""
+    """``[{weights, column, stage, ours, paper, ratio, n_failed, rest_mean}]`` of a record, FAUST
+    column then S on F (``n_failed`` pairs above :data:`FAILED_PAIR`, ``rest_mean`` the mean without them)."""
     out = []
     for w, stages in rec["summary"].items():
         column = "FAUST" if w.startswith("faust") else "S on F"
         for s, S in stages.items():
             paper = S.get("paper")
+            f = failed_pairs(rec, w, s)
             out.append({"weights": w, "column": column, "stage": s, "ours": S["mean"], "paper": paper,
-                        "ratio": None if paper is None else S["mean"] / paper})
+                        "ratio": None if paper is None else S["mean"] / paper, "n_failed": len(f["pairs"]),
+                        "rest_mean": f["rest_mean"]})
     return out
 
 
 def table4_text(rec: dict) -> str:
-    lines = [f"{'weights':10s} {'column':7s} {'map':8s} {'ours':>6s} {'paper':>6s} {'ratio':>6s}"]
+    lines = [f"{'weights':10s} {'column':7s} {'map':8s} {'ours':>6s} {'paper':>6s} {'ratio':>6s}   pairs > {FAILED_PAIR:.0f}"]
     for r in table4_table(rec):
         lines.append(f"{r['weights']:10s} {r['column']:7s} {r['stage']:8s} {r['ours']:6.2f} "
-                     + (f"{r['paper']:6.1f} {r['ratio']:6.2f}" if r["paper"] is not None else f"{'—':>6s} {'—':>6s}"))
+                     + (f"{r['paper']:6.1f} {r['ratio']:6.2f}" if r["paper"] is not None else f"{'—':>6s} {'—':>6s}")
+                     + f"   {r['n_failed']}" + (f" (mean of the other pairs {r['rest_mean']:.2f})" if r["n_failed"] else ""))
     return "\n".join(lines)
 
 
@@ -354,6 +369,11 @@ def report_rows(rec: dict | None = None) -> list[dict]:
     for r in table4_table(rec):
         S = rec["summary"][r["weights"]][r["stage"]]
         within = "" if r["paper"] is None else f"; within 10 % of the paper: {'yes' if abs(r['ratio'] - 1) <= 0.10 else 'no'}"
+        if r["n_failed"]:
+            f = failed_pairs(rec, r["weights"], r["stage"])
+            top = next(iter(f["shapes"]))
+            within += (f"; {r['n_failed']} pairs above {FAILED_PAIR:.0f} ({f['shapes'][top]} of them with {top}), "
+                       f"the other {f['n_rest']} pairs {f['rest_mean']:.2f}")
         stage = "network fmap (30x30)" if r["stage"] == "fmap" else f"+ ZoomOut (30 -> {rec['zoomout']['k_final']})"
         rows.append(dict(
             quantity=f"Table 4, {r['column']}: DiffusionNet-{WEIGHTS[r['weights']][0]} {stage}, mean geodesic error ×100 "
@@ -367,3 +387,42 @@ def report_rows(rec: dict | None = None) -> list[dict]:
             unit="geodesic error x100 / sqrt(area)", spread={"std": S["std"], "median": S["median"]},
             scale="published weights, all test pairs"))
     return rows
+
+
+def update_report(record: str = "results/records/04_functional_maps_zoomout.json"):
+    """Replace notebook 04's stored Table 4 rows by :func:`report_rows` and re-assemble
+    results/REPORT.md (notebook 04 builds the same rows when it runs)."""
+    return report.replace_rows(record, lambda r: r["quantity"].startswith("Table 4, "), report_rows(),
+                               notebook="04 Functional maps & ZoomOut")
+
+
+# ----------------------------------------------------------------------------- notebook 04
+
+
+def live_pair(a: str = "tr_reg_080", b: str = "tr_reg_081", weights: str = "faust_xyz", zoomout: bool = True) -> dict:
+    """One test pair through the authors' weights, live (xyz with the record's rotations): the two
+    shapes, the maps (``"fmap"``, ``"zoomout"``), the ground truth, and per map the mean Euclidean
+    distance ×100 (unit area) between predicted and true vertex over the ``.vts`` rows — a lower
+    bound of the geodesic error the record stores for the pair (cheap; no geodesics)."""
+    ia, ib = real.r_dataset("faust_r", [a, b])
+    sa, sb = T4Shape(ia.shape), T4Shape(ib.shape)
+    net = load_authors_model(weights)
+    kind = WEIGHTS[weights][0]
+    Ra, Rb = rotations([(a, b)])[(a, b)] if kind == "xyz" else (None, None)
+    maps = pair_map(sa.features(net, kind, Ra), sb.features(net, kind, Rb), sa, sb, ZOOMOUT if zoomout else None)
+    v1, r1, r2 = sa.shape.vertices, ia.meta["corres"], ib.meta["corres"]
+    euclid = {s: float(100 * np.linalg.norm(v1[maps[s].numpy()[r2]] - v1[r1], axis=1).mean()) for s in STAGES if s in maps}
+    return {"pair": f"{a}<-{b}", "weights": weights, "shape1": ia.shape, "shape2": ib.shape,
+            "maps": {s: maps[s].numpy() for s in STAGES if s in maps}, "gt": real.r_pair(ia, ib).p2p_21, "euclid": euclid}
+
+
+def plot_live_pair(live: dict, rec: dict | None = None):
+    """Shape 1's colours carried to shape 2 by each map of :func:`live_pair`, next to the ground
+    truth; titles carry the record's geodesic error of the pair when ``rec`` has it."""
+    s1, s2 = live["shape1"], live["shape2"]
+    stored = (rec or {}).get("per_pair", {}).get(live["weights"], {}).get(live["pair"], {})
+    label = {"fmap": "network fmap", "zoomout": "+ ZoomOut"}
+    titles = ["shape 1 (colours)"] + [f"{label[s]}" + (f" ({stored[s]:.2f})" if s in stored else "") for s in live["maps"]]
+    return viz.plot_shapes([s1] + [s2] * (len(live["maps"]) + 1),
+                           [viz.correspondence_colors(s1)] + [transfer_colors(s1, m) for m in live["maps"].values()]
+                           + [transfer_colors(s1, live["gt"])], titles=titles + ["ground truth"], size=2.6)

@@ -161,6 +161,17 @@ def _toy_record():
                         "scape_hks": {"fmap": {**stats(3.1), "paper": 3.0}, "zoomout": stats(2.0)}}}
 
 
+def test_failed_pairs_name_the_shape_they_share():
+    rec = _toy_record()
+    rec["per_pair"] = {"faust_xyz": {"a<-b": {"fmap": 30.0, "zoomout": 29.0}, "a<-c": {"fmap": 20.0, "zoomout": 1.0},
+                                     "b<-c": {"fmap": 2.0, "zoomout": 1.5}}}
+    f = T4.failed_pairs(rec, "faust_xyz")
+    assert f["pairs"] == ["a<-b", "a<-c"] and next(iter(f["shapes"])) == "a" and f["shapes"]["a"] == 2
+    assert f["rest_mean"] == 2.0 and f["n_rest"] == 1
+    row = next(r for r in T4.report_rows(rec) if "xyz network" in r["quantity"])
+    assert "2 pairs above 10 (2 of them with a), the other 1 pairs 2.00" in row["ours"]
+
+
 def test_report_rows_name_protocol_pairs_paper_and_yardstick():
     rows = T4.report_rows(_toy_record())
     assert len(rows) == 4
