@@ -73,3 +73,23 @@ def test_exported_html_typesets_its_equations_offline(tmp_path):
     assert (tmp_path / "mathjax" / "MathJax.js").exists()
     assert (tmp_path / "mathjax" / "config" / (MATHJAX_CONFIG.split(",")[0] + ".js")).exists()
     assert not (tmp_path / "mathjax" / "localization").exists()
+
+
+def test_headline_picks_each_claims_row_and_marks_the_missing(tmp_path):
+    from shapelib.experiments import report as rep
+
+    headline = (("P", "claim one", "02", "Table 5, iso"), ("Q", "claim two", "06", "CPNet Table 2"))
+    rows = [{"notebook": "02 DiffusionNet", "quantity": "Table 5, iso: error (checkpoint)", "paper": 0.68,
+             "ours": "0.65", "protocol": "paper", "n": 20, "scale": "paper-protocol checkpoint"},
+            {"notebook": "04 fmaps", "quantity": "CPNet Table 2 (wrong notebook)", "ours": "x"}]
+    out = rep.headline_rows(rows, headline)
+    assert [r["paper"] for r in out] == ["P", "Q"]
+    assert out[0]["ours"] == "0.65" and out[0]["paper value"] == 0.68 and out[0]["n"] == 20
+    assert out[1]["ours"] == "not run yet", "a row of another notebook must not stand in for the claim"
+    # the report itself: the headline section comes before the per-notebook sections
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "02.json").write_text(json.dumps(
+        {"notebook": "02_d.ipynb", "ok": True, "error": None, "seconds": 1, "date": "d", "scale": "quick",
+         "machine": "m", "rows": rows[:1]}))
+    text = rep.write_report(tmp_path, [tmp_path / "02_d.ipynb"]).read_text()
+    assert text.index("## Headline") < text.index("## 02 DiffusionNet")

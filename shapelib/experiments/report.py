@@ -114,6 +114,46 @@ def replace_rows(record: str | Path, drop, rows: list[dict], notebook: str) -> P
     return path
 
 
+#: the headline of REPORT.md: each paper's main claim, as (paper, claim, notebook prefix, the start of
+#: the REPORT row's quantity that measures it); rows not in the records are listed as not run yet
+HEADLINE = (
+    ("DiffusionNet", "robust to re-meshing (Table 5, re-meshed test shapes)", "02",
+     "Table 5, iso: mean geodesic error ×100 (checkpoint)"),
+    ("DiffusionNet", "works on point clouds (Table 5)", "02", "Table 5, cloud: mean geodesic error ×100 (checkpoint)"),
+    ("DiffusionNet", "orientation-aware with complex A (Fig. 5)", "02",
+     "Fig. 5, left/right accuracy, complex A (checkpoint)"),
+    ("DiffusionNet", "supervised functional maps (Table 4, authors' weights)", "04",
+     "Table 4, S on F: DiffusionNet-xyz network fmap"),
+    ("MEPS", "meta-learned signatures beat FeaStNet (Table 1)", "03", "Table 1, MEPS w/o refinement"),
+    ("Magnet & Ovsjanikov", "unsupervised fmaps with differentiable ZoomOut (Table 1, FAUST_r)", "04",
+     "single-branch unsupervised model (committed checkpoint fmaps_faust_r_unsupervised_full_decimated), network out"),
+    ("Magnet & Ovsjanikov", "axiomatic ZoomOut baseline (Table 1)", "04",
+     "axiomatic ZoomOut on FAUST_r (WKS fmap → ZoomOut 30→110), ours"),
+    ("DIFM", "best part-level deformation (Table 1, chair, arm → no-arm)", "05",
+     "DIFM Table 1 goal, chair, arm → no-arm pairs"),
+    ("CPNet", "learned embeddings give semantic correspondences (Table 2, chair)", "06",
+     "CPNet Table 2, chair: mGE of PointNet (checkpoints)"),
+    ("CPNet", "correspondence beats part supervision (Table 3, chair)", "06",
+     "CPNet Table 3, chair: mGE of PointNet trained on part labels"),
+)
+
+
+def headline_rows(rows: list[dict], headline=HEADLINE) -> list[dict]:
+    """One row per :data:`HEADLINE` entry: the first REPORT row of that notebook whose quantity starts
+    with the entry's key (paper, claim, paper value, ours, protocol, n, scale), or a "not run yet" row."""
+    out = []
+    for paper, claim, nb, key in headline:
+        hit = next((r for r in rows if str(r.get("notebook", "")).startswith(nb)
+                    and str(r.get("quantity", "")).startswith(key)), None)
+        base = {"paper": paper, "claim": claim}
+        if hit is None:
+            out.append({**base, "paper value": "—", "ours": "not run yet", "protocol": "—", "n": "—", "scale": "—"})
+        else:
+            out.append({**base, "paper value": hit.get("paper", "—"), "ours": hit.get("ours", "—"),
+                        "protocol": hit.get("protocol", "—"), "n": hit.get("n", "—"), "scale": hit.get("scale", "—")})
+    return out
+
+
 def write_report(out: Path, all_notebooks) -> Path:
     """Assemble ``out/REPORT.md`` from the per-notebook records in ``out/records/`` — each notebook's
     latest run, stamped with its own date, scale and machine (so notebooks run at different times,
@@ -136,6 +176,12 @@ def write_report(out: Path, all_notebooks) -> Path:
         else:
             status = "ok" if r["ok"] else f"FAILED: {r['error']}"
             lines.append(f"| {p.name} | {status} | {r['seconds']:.0f} s | {r['date']} | {r['scale']} |")
+    all_rows = [row for r in recs.values() for row in r.get("rows", [])]
+    lines += ["", "## Headline: each paper's main claim", "",
+              "The row that measures it, from the notebook sections below (\"paper-protocol checkpoint\": "
+              "a model trained at the paper's protocol and shipped with the library).", "",
+              markdown_table(headline_rows(all_rows), ("paper", "claim", "paper value", "ours", "protocol", "n",
+                                                       "scale")).rstrip()]
     for p in all_notebooks:
         r = recs.get(p.name)
         by_nb: dict[str, list] = {}
