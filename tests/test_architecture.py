@@ -158,3 +158,45 @@ def test_the_lower_layers_of_the_reproduction_layer_import_no_paper(module):
     edges, _ = import_graph()
     papers = {f"shapelib.experiments.{p}" for p in ("diffusionnet", "meps", "fmaps", "fmaps_axiomatic", "cpnet")}
     assert not edges[module] & papers
+
+
+#: third-party packages a function may import where it needs them: optional or heavy (they keep
+#: ``import shapelib`` light and a missing one fails only the function that needs it)
+LAZY_OK = {"torch", "scipy", "matplotlib", "mpl_toolkits", "plotly", "meshplot", "pyFM", "pykeops", "igl", "gdist",
+           "potpourri3d", "robust_laplacian", "skimage", "sklearn", "trimesh", "pymeshlab", "ot", "meshio",
+           "IPython", "ipywidgets", "pygments", "nbclient", "nbformat", "nbconvert", "jupyter_server_mathjax",
+           "threadpoolctl", "fcntl", "resource", "psutil", "selenium"}
+
+
+def local_light_imports(root: Path = PACKAGE) -> list[str]:
+    """Function-local imports of modules that are neither optional nor heavy (the standard library,
+    numpy, tqdm...): nothing is gained by hiding them, and they hide what a module depends on."""
+    out = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    mods = [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    mods = [(node.module or "").split(".")[0]]
+                else:
+                    continue
+                out += [f"{module_name(path, root)}:{node.lineno} {m}" for m in mods
+                        if m not in LAZY_OK and m != "shapelib"]
+    return sorted(set(out))
+
+
+def test_function_local_imports_are_only_optional_or_heavy_packages():
+    bad = local_light_imports()
+    assert not bad, "function-local imports of light modules (move them to the top of the file): " + ", ".join(bad)
+
+
+def test_the_local_import_check_finds_a_planted_one(tmp_path):
+    copy = tmp_path / "shapelib"
+    copy.mkdir()
+    (copy / "__init__.py").write_text("")
+    (copy / "m.py").write_text("def f():\n    import json\n    import torch\n    return json, torch\n")
+    assert local_light_imports(copy) == ["shapelib.m:2 json"]
