@@ -78,7 +78,10 @@ def test_ex04_consistency_loss(training):
     out = solutions.ex04_consistency_loss(t["train"], t["test"], t["evaluators"], cfg=t["cfg"], n_steps=6, width=16, refine_every=2)
     assert set(out) == {"with consistency", "without"}
     for r in out.values():
-        assert r["feature Dirichlet energy"] > 0 and 0 <= r["+ ZoomOut"] < 100, out
+        assert r["feature Dirichlet energy"] > 0, out
+    # the announced outcome: the term teaches maps that stay right when ZoomOut refines them
+    assert out["with consistency"]["+ ZoomOut"] < out["without"]["+ ZoomOut"], \
+        f"with the consistency term the map after ZoomOut should be better: {out}"
 
 
 def test_ex04_paper_vs_code(training):
