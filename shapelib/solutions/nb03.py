@@ -51,8 +51,9 @@ def ex03_exact_labels(train_vertices, test_vertices, reference_vertices, sizes=(
 
 def ex03_rotations(models: dict, test_points, labels, degrees: float = 30.0, k: int = 20) -> dict:
     """03, exercise 6: accuracy of the trained models on test shapes rotated about the vertical (y) axis."""
-    a = np.radians(degrees)
-    R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_euler("y", degrees, degrees=True).as_matrix()   # about the vertical axis
     rotated = prepare([p @ R.T for p in test_points], [labels] * len(test_points), k=k)
     upright = prepare(list(test_points), [labels] * len(test_points), k=k)
     return {name: {"upright": _label_accuracy(net, upright, labels), f"rotated {degrees:.0f}°": _label_accuracy(net, rotated, labels)}
