@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from ..meps import add_noise, label_set, prepare, train_relation
 from ..train import predict_labels
@@ -51,8 +52,6 @@ def ex03_exact_labels(train_vertices, test_vertices, reference_vertices, sizes=(
 
 def ex03_rotations(models: dict, test_points, labels, degrees: float = 30.0, k: int = 20) -> dict:
     """03, exercise 6: accuracy of the trained models on test shapes rotated about the vertical (y) axis."""
-    from scipy.spatial.transform import Rotation
-
     R = Rotation.from_euler("y", degrees, degrees=True).as_matrix()   # about the vertical axis
     rotated = prepare([p @ R.T for p in test_points], [labels] * len(test_points), k=k)
     upright = prepare(list(test_points), [labels] * len(test_points), k=k)
