@@ -60,3 +60,20 @@ def plane():
     inner = (xy > 0).all(1) & (xy < 1).all(1)
     xy[inner] += rng.uniform(-jitter * h, jitter * h, size=(inner.sum(), 2))
     return Shape(np.c_[xy, np.zeros(len(xy))], Delaunay(xy).simplices, name="plane")
+
+
+@pytest.fixture(scope="session")
+def humans():
+    """Two synthetic humans (shapes) and their collection: the solution tests' small inputs."""
+    from shapelib import data
+
+    coll = data.humans(source="synthetic")
+    return coll[0].shape, coll[1].shape, coll
+
+
+@pytest.fixture(scope="session")
+def small_human(humans):
+    """The first synthetic human, decimated (a few hundred vertices)."""
+    from shapelib.data.synthetic import variants
+
+    return variants.make_variant(humans[0], "decimated", seed=0).shape

@@ -3,19 +3,7 @@ notebook's exercise text announces."""
 import numpy as np
 import pytest
 
-from shapelib import data, solutions
-from shapelib.data.synthetic import variants
-
-
-@pytest.fixture(scope="module")
-def humans():
-    coll = data.humans(source="synthetic")
-    return coll[0].shape, coll[1].shape, coll
-
-
-@pytest.fixture(scope="module")
-def small_human(humans):
-    return variants.make_variant(humans[0], "decimated", seed=0).shape
+from shapelib import solutions
 
 
 def test_every_solution_is_tested_and_revealable(capsys):

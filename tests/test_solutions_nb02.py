@@ -27,11 +27,6 @@ def task():
                 P_train=nb02._prepared(train, label_of), P_test=nb02._prepared(test, label_of))
 
 
-@pytest.fixture(scope="module")
-def small_human():
-    return variants.make_variant(data.humans(source="synthetic")[0].shape, "decimated", seed=0).shape
-
-
 def test_ex02_eigenpairs_for_diffusion(small_human):
     u0 = np.exp(-(np.linalg.norm(small_human.vertices - small_human.vertices[0], axis=1) / 0.1) ** 2)
     out = solutions.ex02_eigenpairs_for_diffusion(small_human, u0, times=(1e-2, 1e-1), ks=(8, 64))
