@@ -45,13 +45,15 @@ OUT = REPO / "benchmarks" / "results"
 SECRETS: list[str] = []
 
 #: run the JupyterLab command and resolve when every cell has run (NotebookActions.runAll awaits them)
+#: starts "Run All" and returns at once; the result lands in window.__shapelibRunAll (polled, so no
+#: single WebDriver command outlives the client's read timeout, 120 s, on a long notebook)
 RUN_ALL_JS = """
-const done = arguments[arguments.length - 1];
 const app = window.jupyterapp;
 const t0 = performance.now();
+window.__shapelibRunAll = null;
 app.commands.execute('notebook:run-all-cells').then(
-  ok => done({ok: ok, seconds: (performance.now() - t0) / 1000}),
-  err => done({ok: false, seconds: (performance.now() - t0) / 1000, error: String(err)}));
+  ok => { window.__shapelibRunAll = {ok: ok, seconds: (performance.now() - t0) / 1000}; },
+  err => { window.__shapelibRunAll = {ok: false, seconds: (performance.now() - t0) / 1000, error: String(err)}; });
 """
 
 #: errors and the first code cell's text, read from the notebook model (independent of what is drawn)
@@ -152,7 +154,8 @@ from shapelib import solutions
 out = []
 for name in solutions.available():
     src = inspect.getsource(getattr(solutions, name))
-    body = [ln.strip() for ln in src.splitlines()[1:] if len(ln.strip()) > 40 and not ln.strip().startswith(('"', '#'))]
+    body = [ln.strip() for ln in src.splitlines()[1:] if len(ln.strip()) > 40
+            and not ln.strip().startswith(('"', '#', 'import ', 'from '))]   # an import is not an answer
     out += [f"def {name}("] + body[:2]
 print(json.dumps(out))
 """
@@ -176,9 +179,10 @@ def run_one(driver, port: int, token: str, name: str, timeout: int, shots: Path)
         "const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
         "return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
         " && w.sessionContext.session.kernel.status === 'idle');"))
-    driver.set_script_timeout(timeout)
     t0 = time.perf_counter()
-    res = driver.execute_async_script(RUN_ALL_JS)
+    driver.execute_script(RUN_ALL_JS)
+    res = WebDriverWait(driver, timeout, poll_frequency=2).until(
+        lambda d: d.execute_script("return window.__shapelibRunAll"))
     wall = time.perf_counter() - t0
     time.sleep(3)  # let plotly draw
     cells = driver.execute_script(MODEL_JS)
@@ -203,7 +207,7 @@ def run_one(driver, port: int, token: str, name: str, timeout: int, shots: Path)
     view_info = []
     for k, el in enumerate(views):
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
-        WebDriverWait(driver, 30).until(EC.visibility_of(el))
+        WebDriverWait(driver, 120).until(EC.visibility_of(el))   # a loaded machine draws slowly
         time.sleep(2)
         png = shots / f"lab_browser_{name.split('_')[0]}_view_{k}.png"
         el.screenshot(str(png))
