@@ -161,6 +161,18 @@ print(json.dumps(out))
 """
 
 
+def portable(text: str) -> str:
+    """``text`` with this machine's data root and repository path replaced by ``$SHAPELIB_DATA`` and
+    ``<repo>`` (the JSON is committed and read on other machines)."""
+    subs = [(str(REPO), "<repo>")]
+    data = os.environ.get("SHAPELIB_DATA")
+    if data:
+        subs += [(str(Path(data).resolve()), "$SHAPELIB_DATA"), (data, "$SHAPELIB_DATA")]
+    for old, new in sorted(subs, key=lambda t: -len(t[0])):
+        text = text.replace(old, new)
+    return text
+
+
 def solution_texts() -> list[str]:
     """Distinctive lines of every solution function (what a student must not see), read with the
     project venv's Python (this script may run in another one, where selenium is)."""
@@ -213,7 +225,7 @@ def run_one(driver, port: int, token: str, name: str, timeout: int, shots: Path)
         el.screenshot(str(png))
         view_info.append({"file": str(png.relative_to(REPO)), **_border_touch(png)})
     return {"notebook": name, "run_all_ok": bool(res.get("ok")) and not errors, "seconds": round(res["seconds"], 1),
-            "wall_seconds": round(wall, 1), "errors": errors[:5], "scale_line": first.splitlines()[0] if first else "",
+            "wall_seconds": round(wall, 1), "errors": errors[:5], "scale_line": portable(first.splitlines()[0]) if first else "",
             "scale": scale.group(1) if scale else None, "solution_blocks": n_closed, "solution_blocks_open": n_open,
             "solution_text_visible": leaks[:5], "leak_check_sees_an_opened_solution": sensitive, "views": view_info}
 
