@@ -224,7 +224,6 @@ def test_pairs(subset=None) -> list[tuple[str, str]]:
 def rotations(pairs, seed: int = CONFIG["rotation_seed"]) -> dict:
     """One uniformly random rotation per shape per pair (the reference draws a fresh one for each
     shape of each test pair): ``{(a, b): (R_a, R_b)}``, reproducible from ``seed`` whatever the subset."""
-
     out = {}
     for i, (a, b) in enumerate(test_pairs()):
         g = torch.Generator().manual_seed(seed * 100003 + i)
