@@ -46,8 +46,13 @@ reproduce: venv
 
 # Paper-protocol models (resumable; CUDA when present): `make train`, `make train MODEL=name`,
 # `make train MODEL=name TRAIN_ARGS="--max-minutes 60"`; `make train-list` shows each one's state.
+# Data-parallel (README, "Training on several GPUs / processes"): `make train MODEL=name NPROC=k` runs
+# `torchrun --nproc_per_node k -m shapelib.experiments train name` (one GPU per process with CUDA, nccl;
+# else k CPU processes, gloo), the protocol's steps unchanged (NPROC <= its batch_size). Several
+# machines: the same command on each, with torchrun's rendezvous flags passed through, e.g.
+# `make train MODEL=name NPROC=4 TORCHRUN_ARGS="--nnodes 2 --rdzv-backend c10d --rdzv-endpoint host:29500 --rdzv-id run1"`.
 train: venv
-	$(PY) -m shapelib.experiments train $(MODEL) $(TRAIN_ARGS)
+	$(PY) -m shapelib.experiments train $(MODEL) $(TRAIN_ARGS)$(if $(NPROC), --nproc '$(NPROC)')$(if $(TORCHRUN_ARGS), --torchrun-args='$(TORCHRUN_ARGS)')
 
 train-list: venv
 	$(PY) -m shapelib.experiments list

@@ -83,7 +83,7 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
         seed: int = 0, desc: str = "train", on_epoch: Callable | None = None, progress: bool = True,
         resume: dict | None = None, checkpoint: Callable | None = None, batch_size: int = 1,
         min_lr: float | None = None, epoch_size: int | None = None, epoch_start: Callable | None = None,
-        betas: Sequence[float] = (0.9, 0.999), clip_mode: str = "norm") -> History:
+        betas: Sequence[float] = (0.9, 0.999), clip_mode: str = "norm", world=None) -> History:
     """Train ``model`` for ``epochs`` passes over ``items`` in a seeded random order.
 
     loss_fn(model, item) -> scalar tensor. ``batch_size`` items are averaged into one step
@@ -106,6 +106,13 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     schedule has reached there. In that mode torch's RNG is re-seeded at every epoch (``seed + epoch``) and
     the item order replays the same seeded sequence, so a resumed run takes the same steps as
     an uninterrupted one.
+
+    ``world``: data-parallel training, one of several processes
+    (:class:`shapelib.experiments.distributed.World`, ``make train NPROC=k``): this process
+    backpropagates its ``world.shard(batch)`` of each step's items (each still ``loss / len(batch)``),
+    ``world.reduce_gradients(model)`` sums the gradients over the processes before the step (the
+    whole batch's gradient, as one process has it), ``world.sum`` the epoch's loss, and torch's RNG is
+    seeded per process (``world.seed``) at every epoch. None: one process, as above.
     """
 
     if len(items) == 0:
@@ -135,7 +142,9 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
     t0 = time.perf_counter()
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, leave=False, initial=start, total=epochs)
     for epoch in bar:
-        if resumable:
+        if world is not None:
+            torch.manual_seed(world.seed(seed + epoch))
+        elif resumable:
             torch.manual_seed(seed + epoch)
         model.train()
         total = 0.0
@@ -145,14 +154,16 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
         for b in range(0, len(order), batch_size):
             batch = order[b:b + batch_size]
             opt.zero_grad()
-            for idx in batch:
+            for idx in batch if world is None else world.shard(batch):
                 loss = loss_fn(model, items[idx])
                 (loss / len(batch)).backward()
                 total += float(loss.detach())
+            if world is not None:
+                world.reduce_gradients(model)
             if grad_clip:
                 clip_gradients(model.parameters(), grad_clip, clip_mode)
             opt.step()
-        hist.loss.append(total / len(order))
+        hist.loss.append((total if world is None else world.sum(total)) / len(order))
         if sched:
             sched.step()
         if on_epoch:

@@ -4,6 +4,7 @@
     python -m shapelib.experiments train [NAME ...]           # train (resumes an unfinished run, or a
                                                               #   committed partial checkpoint in a fresh clone)
     python -m shapelib.experiments train NAME --max-minutes 60  # stop cleanly after an hour (resumable)
+    python -m shapelib.experiments train NAME --nproc 2       # data-parallel: torchrun, 2 processes (GPUs)
     python -m shapelib.experiments evaluate NAME              # re-evaluate a committed checkpoint
     python -m shapelib.experiments evaluate NAME --write      # ... and store the result in its record
     python -m shapelib.experiments evaluate NAME --state      # how far an unfinished run has got (writes nothing)
@@ -20,7 +21,9 @@ numbers, so a test can check that the committed weights still reproduce their re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 
@@ -29,7 +32,7 @@ import torch
 
 from .. import config
 from ..train import fit
-from . import checkpoints, registry
+from . import checkpoints, distributed, registry
 from .checkpoints import CheckpointError, Record
 from .registry import get, load_model, protocols
 
@@ -51,7 +54,7 @@ def _time_steps(model, items, loss_fn, n: int = 3) -> float:
 
 
 def train(name: str, resume: bool = True, device=None, max_minutes: float | None = None, show_progress: bool = True,
-          train_more: bool = True, evaluate: bool = True) -> Record | None:
+          train_more: bool = True, evaluate: bool = True, world: distributed.World | None = None) -> Record | None:
     """Train protocol ``name`` (resuming its unfinished run when ``resume``: from its saved state,
     or, without one, from its committed partial checkpoint — :func:`_state_from_partial`), save every epoch,
     and write the final checkpoint and record. Returns the record (``status`` says whether the
@@ -60,35 +63,40 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
     still be resumed later). ``evaluate=False`` trains and keeps the saved state without
     evaluating (returns None): a run trained on one machine (a GPU) can be evaluated and written
     on another with ``train_more=False``; the record then names both machines. A second process
-    training the same protocol meanwhile is refused (:class:`checkpoints.run_lock`)."""
-    with checkpoints.run_lock(name):
-        return _train(name, resume, device, max_minutes, show_progress, train_more, evaluate)
+    training the same protocol meanwhile is refused (:class:`checkpoints.run_lock`).
+
+    ``world``: this process's place in a data-parallel run (``make train NPROC=k``,
+    :mod:`shapelib.experiments.distributed`): every process trains its share of each step, rank 0
+    alone holds the lock, reads and writes the run's files and evaluates; every process returns the record."""
+    world = world or distributed.World()
+    with contextlib.ExitStack() as held:
+        def lock() -> None:
+            held.enter_context(checkpoints.run_lock(name))
+
+        world.on_main(lock)                       # rank 0 holds it; a refusal ends every process
+        return _train(name, resume, device, max_minutes, show_progress, train_more, evaluate, world)
 
 
-def _train(name, resume, device, max_minutes, show_progress, train_more, evaluate) -> Record | None:
+def _train(name, resume, device, max_minutes, show_progress, train_more, evaluate, world) -> Record | None:
     proto = get(name)
     ok, why = proto.available()
     if not ok:
         raise CheckpointError(f"cannot train {name}: {why}.")
     cfg = proto.config
+    if world.size > 1:
+        distributed.check_batch(name, cfg, world.size)
+        device = world.device
     device = torch.device(device) if device is not None else config.device()
     config.seed_everything(cfg["seed"])
     model = proto.build(cfg).to(device)
-    state = checkpoints.load_state(name) if resume else None
-    if resume and state is None and name in checkpoints.available():
-        record = checkpoints.load_record(name)
-        if record.complete and not checkpoints.config_mismatch(cfg, record.config):
-            print(f"{name}: already trained ({record.epochs_done} epochs, {record.date}); --restart retrains it",
-                  flush=True)
-            return record
-        if train_more and record.status == "partial":   # its state is gone: go on from its weights
-            state = _state_from_partial(name, cfg, model, record)
-    _check_state_config(name, cfg, state)         # a run is resumed only with the config it started with
-    if not resume and train_more:                  # a new run: the old one's progress log no longer applies
-        checkpoints.progress_path(name).unlink(missing_ok=True)
+    # rank 0 reads the saved run (and may rebuild its progress log); every process gets its state
+    early, state = world.on_main(lambda: _resume_point(name, cfg, model, resume, train_more))
+    if early is not None:
+        return early
+    say = print if world.is_main else _quiet
     if state is not None:
         model.load_state_dict(state["model"])
-        print(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
+        say(f"{name}: resuming at epoch {state['epoch']}/{cfg['epochs']}", flush=True)
     done = 0 if state is None else int(state["epoch"])
     if not train_more and state is None:
         raise CheckpointError(f"{name}: no unfinished run to finalise: train it first (make train MODEL={name}).")
@@ -99,9 +107,10 @@ def _train(name, resume, device, max_minutes, show_progress, train_more, evaluat
         loss_fn = proto.loss(cfg)
         n_items = min(len(items), cfg.get("epoch_size") or len(items))   # items per epoch
         step = _time_steps(model, items, loss_fn)
-        left = step * n_items * (cfg["epochs"] - done)
-        print(f"{name}: {n_items} training items × {cfg['epochs'] - done} epochs left, {step:.2f} s/step on {device} "
-              f"({torch.get_num_threads()} threads) → about {left / 3600:.1f} h", flush=True)
+        left = step * n_items * (cfg["epochs"] - done) / world.size
+        say(f"{name}: {n_items} training items × {cfg['epochs'] - done} epochs left, {step:.2f} s/step on {device} "
+            f"({torch.get_num_threads()} threads{f', {world.size} processes' if world.size > 1 else ''}) "
+            f"→ about {left / 3600:.1f} h", flush=True)
         t_start = time.perf_counter()
         wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
         machine = checkpoints.hardware()            # where this run trains: kept in its state and record
@@ -127,10 +136,40 @@ def _train(name, resume, device, max_minutes, show_progress, train_more, evaluat
         resume_state = None if state is None else {k: state[k] for k in ("epoch", "optimizer", "scheduler", "loss")}
         loss_curve = fit(model, items, loss_fn, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0),
                          decay_every=cfg.get("decay_every"), decay=cfg.get("decay", 0.5), seed=cfg["seed"], desc=name,
-                         progress=show_progress, resume=resume_state, checkpoint=save, batch_size=cfg.get("batch_size", 1),
+                         progress=show_progress and world.is_main, resume=resume_state,
+                         checkpoint=lambda st: bool(world.on_main(lambda: save(st))), batch_size=cfg.get("batch_size", 1),
                          min_lr=cfg.get("min_lr"), grad_clip=cfg.get("grad_clip"), epoch_size=cfg.get("epoch_size"),
                          epoch_start=getattr(loss_fn, "start_epoch", None), betas=cfg.get("betas", (0.9, 0.999)),
-                         clip_mode=cfg.get("clip_mode", "norm")).loss
+                         clip_mode=cfg.get("clip_mode", "norm"), world=world if world.size > 1 else None).loss
+    # rank 0 evaluates and writes the checkpoint; the others wait for it here
+    return world.on_main(lambda: _finish(name, proto, cfg, model, device, evaluate, loss_curve, n_items))
+
+
+def _quiet(*args, **kwargs) -> None:
+    """``print`` on the processes other than rank 0 of a data-parallel run."""
+
+
+def _resume_point(name: str, cfg: dict, model, resume: bool, train_more: bool) -> tuple[Record | None, dict | None]:
+    """``(record, None)`` when ``name`` is already trained under ``cfg`` (nothing to do), else
+    ``(None, state)``: the saved state of its unfinished run, or one made from its committed partial
+    checkpoint (:func:`_state_from_partial`), or None (a new run: its old progress log is removed)."""
+    state = checkpoints.load_state(name) if resume else None
+    if resume and state is None and name in checkpoints.available():
+        record = checkpoints.load_record(name)
+        if record.complete and not checkpoints.config_mismatch(cfg, record.config):
+            print(f"{name}: already trained ({record.epochs_done} epochs, {record.date}); --restart retrains it",
+                  flush=True)
+            return record, None
+        if train_more and record.status == "partial":   # its state is gone: go on from its weights
+            state = _state_from_partial(name, cfg, model, record)
+    _check_state_config(name, cfg, state)         # a run is resumed only with the config it started with
+    if not resume and train_more:                  # a new run: the old one's progress log no longer applies
+        checkpoints.progress_path(name).unlink(missing_ok=True)
+    return None, state
+
+
+def _finish(name, proto, cfg, model, device, evaluate, loss_curve, n_items) -> Record | None:
+    """Evaluate the saved run of ``name`` and write its checkpoint and record (partial if unfinished)."""
     final = checkpoints.load_state(name)
     if not evaluate:
         print(f"{name}: state saved at epoch {final['epoch'] if final else 0}/{cfg['epochs']} (not evaluated); "
@@ -312,6 +351,12 @@ def main(argv=None) -> int:
                     help="evaluate the saved run and write its checkpoint (partial if unfinished), no more training")
     tr.add_argument("--train-only", action="store_true",
                     help="train and keep the saved state without evaluating (evaluate later with --finalize)")
+    tr.add_argument("--nproc", default=None,
+                    help="data-parallel over this many processes on this machine (one GPU each with CUDA, else CPU "
+                         "processes), launched with torchrun; the steps stay the protocol's (make train NPROC=k)")
+    tr.add_argument("--torchrun-args", default="",
+                    help="torchrun's own flags, for several machines: --torchrun-args='--nnodes 2 --rdzv-backend c10d "
+                         "--rdzv-endpoint HOST:29500 --rdzv-id RUN' (make train TORCHRUN_ARGS=...)")
     ev = sub.add_parser("evaluate")
     ev.add_argument("name")
     ev.add_argument("--write", action="store_true",
@@ -351,6 +396,24 @@ def _state_line(name: str, proto) -> str:
         return f"DAMAGED: {exc}"
 
 
+def _launch(args, nproc: int) -> int:
+    """Check a data-parallel ``train`` request (``--nproc``, ``--torchrun-args``) and replace this
+    process with torchrun running the same ``train`` in ``nproc`` processes."""
+    if args.finalize:
+        raise CheckpointError("--finalize evaluates a saved run in one process: leave NPROC (--nproc) out.")
+    names = args.names or [n for n, p in protocols().items() if p.available()[0]]
+    for name in names:
+        distributed.check_batch(name, get(name).config, nproc)
+    distributed.check_devices(nproc, args.device)
+    argv = ["train", *args.names, *(["--restart"] if args.restart else []),
+            *(["--max-minutes", str(args.max_minutes)] if args.max_minutes is not None else []),
+            *(["--device", args.device] if args.device else []), *(["--train-only"] if args.train_only else [])]
+    cmd = distributed.launch_command(nproc, argv, args.torchrun_args)
+    print("launching: " + " ".join(cmd), flush=True)
+    os.execv(cmd[0], cmd)
+    return 0                                       # not reached: execv does not return
+
+
 def _run(ap, args) -> int:
     if args.cmd == "rescore":
         out = rescore(args.name, write=args.write)
@@ -367,13 +430,19 @@ def _run(ap, args) -> int:
             print(f"{name:34s} {_state_line(name, p):45s} {'' if ok else '(' + why + ')'}\n    {p.title}")
         return 0
     if args.cmd == "train":
+        nproc = 1 if args.nproc is None else distributed.check_nproc(args.nproc)
+        if (nproc > 1 or args.torchrun_args) and not distributed.launched():
+            return _launch(args, nproc)                # torchrun takes over this process
+        world = distributed.from_env(args.device)      # one process, or one of torchrun's
         for name in args.names or list(protocols()):
             ok, why = get(name).available()
             if not ok:
-                print(f"skipping {name}: {why}", flush=True)
+                if world.is_main:
+                    print(f"skipping {name}: {why}", flush=True)
                 continue
             train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
-                  train_more=not args.finalize, evaluate=not args.train_only)
+                  train_more=not args.finalize, evaluate=not args.train_only, world=world)
+        distributed.leave()           # (after an error a process just ends: torchrun stops the others)
         return 0
     if (args.out or args.no_log) and not args.state:
         ap.error("--out and --no-log go with --state (an unfinished run's saved state)")
