@@ -16,9 +16,9 @@ from itertools import combinations
 
 import numpy as np
 
-from .geodesics import exact_backend, exact_geodesic_matrix, exact_pair_distances, geodesic_distances, geodesic_matrix
+from .geodesics import (exact_backend, exact_geodesic_distances, exact_geodesic_matrix, exact_pair_distances,
+                        geodesic_distances, geodesic_matrix)
 from .shape import Shape
-from .viz import correspondence_colors
 from .kernels import nearest
 
 NORMALIZATIONS = ("area", "diameter", None)
@@ -148,13 +148,6 @@ def plot_accuracy_curves(curves: dict, max_threshold: float = 0.25, ax=None, tit
     return ax
 
 
-def transfer_colors(shape1: Shape, p2p_21) -> np.ndarray:
-    """``(n2, 3)`` RGB: the correspondence colours of shape 1 pulled back to shape 2 through ``p2p_21``
-    (texture/colour transfer; same colour = matched points)."""
-    pred = np.asarray(p2p_21.detach().cpu() if hasattr(p2p_21, "detach") else p2p_21).astype(np.int64)
-    return correspondence_colors(shape1)[pred]
-
-
 # ----------------------------------------------------------------------------- point-set distances
 # (notebook 05: Chamfer / EMD between a deformed shape and its target, whole and per part)
 
@@ -252,11 +245,18 @@ def _pair_lookup(shape: Shape, geodesics, sources: np.ndarray, exact_radius: flo
         rows = exact_geodesic_matrix(shape, sources=src, max_distance=radius)
         labels = shape.components()
 
+        memo = shape._cache.setdefault("exact_whole_rows", {})  # source -> its whole exact row, kept on the shape
+
         def lookup(a, b):
             d = np.where(a == b, 0.0, rows[np.searchsorted(src, a), b].astype(np.float64))
-            far = np.isinf(d) & (labels[a] == labels[b])  # beyond the radius: solve those pairs exactly
+            far = np.isinf(d) & (labels[a] == labels[b])  # beyond the radius: whole exact rows of those sources
             if far.any():
-                d[far] = exact_pair_distances(shape, a[far], b[far])
+                # a source far from its image in one map (a mirrored limb) is usually far in the next
+                # map with this shape 1 too: one whole row per such source (~63 ms), reused by every map
+                missing = [int(v) for v in np.unique(a[far]) if int(v) not in memo]
+                for v, row in zip(missing, exact_geodesic_distances(shape, missing) if missing else ()):
+                    memo[v] = row.astype(np.float32)
+                d[far] = [memo[int(v)][w] for v, w in zip(a[far], b[far])]
             return d
 
         return lookup
@@ -294,8 +294,9 @@ def fmaps_row_errors(shape1: Shape, p2p_21, vts1, vts2, geodesics="exact", sqrt_
         square root of the total area. Exact geodesics are the reference those approximate.
     sqrt_area : default ``sqrt(shape1.area())``.
     exact_radius : with ``geodesics='exact'`` and gdist: cache rows truncated at
-        ``exact_radius · sqrt(area)`` (default 0.25, the end of the accuracy curves) and solve the
-        pairs beyond it one by one — exact too. None: whole rows. With libigl: whole rows always.
+        ``exact_radius · sqrt(area)`` (default 0.25, the end of the accuracy curves); a row a map
+        needs beyond that radius is solved whole, once, and kept on the shape (``shape._cache``) for
+        every later map with this shape 1 — exact too. None: whole rows. With libigl: whole rows always.
         Measured on tr_reg_080 <- tr_reg_081 (one thread, gdist): the 3,462 truncated rows of
         shape 1 cost 53 s once (whole rows 273 s, 287 MB); then a map costs 0 s (ground truth) to
         2.9 s (3-D nearest-neighbour map, 816 rows beyond 0.25): 190 FAUST_r pairs ≈ 17 min of

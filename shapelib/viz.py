@@ -300,6 +300,13 @@ def correspondence_colors(shape: Shape) -> np.ndarray:
     return (v - v.min(0)) / np.maximum(np.ptp(v, axis=0), 1e-300)
 
 
+def transfer_colors(shape1: Shape, p2p_21) -> np.ndarray:
+    """``(n2, 3)`` RGB: the correspondence colours of shape 1 pulled back to shape 2 through ``p2p_21``
+    (texture/colour transfer; same colour = matched points)."""
+    pred = np.asarray(p2p_21.detach().cpu() if hasattr(p2p_21, "detach") else p2p_21).astype(np.int64)
+    return correspondence_colors(shape1)[pred]
+
+
 #: how plotly figures are shown in a Jupyter kernel: the plotly mime type (JupyterLab's built-in
 #: plotly extension, works offline) + HTML with plotly.js embedded once per notebook (~4.8 MB of
 #: output in the executed notebook), so nbconvert's HTML export rotates without a kernel or network.

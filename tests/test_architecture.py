@@ -127,6 +127,16 @@ def test_the_reproduction_layer_imports_no_alias_and_the_registry_no_paper():
     assert not edges["shapelib.experiments.registry"] & papers, "the registry finds the paper files on demand, never imports them"
 
 
+#: the layers under the method modules: a measure or an operator never depends on how it is drawn
+FOUNDATION = ("shapelib.shape", "shapelib.operators", "shapelib.geodesics", "shapelib.kernels", "shapelib.metrics")
+
+
+def test_the_foundation_never_imports_the_drawing_module():
+    edges, _ = import_graph()
+    bad = sorted((m, t) for m in FOUNDATION for t in edges.get(m, ()) if t == "shapelib.viz")
+    assert not bad, f"shape / operators / geodesics / kernels / metrics import viz (move the drawing helper to viz): {bad}"
+
+
 def test_no_function_local_import_of_a_shapelib_module():
     _, local = import_graph()
     assert not local, "function-local shapelib imports (move them to the top of the file): " + \

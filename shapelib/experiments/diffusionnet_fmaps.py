@@ -63,7 +63,7 @@ from ..data.pairs import test_pairs as all_pairs
 from ..diffusion import DiffusionNet, random_rotation
 from ..fmaps import SpectralBasis, fmap_to_p2p, regularized_fmap
 from ..fmaps import zoomout as run_zoomout
-from ..metrics import fmaps_pair_error, transfer_colors
+from ..metrics import fmaps_pair_error
 from ..operators import compute_operators
 from . import checkpoints, report
 from .scoring import summary_stats
@@ -320,6 +320,29 @@ def load_results(path: str | Path | None = None) -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def settings_text(rec: dict) -> str:
+    """``'(190 pairs; ZoomOut 30 → 100, step 5)'`` of a stored record."""
+    return f"({rec['n_pairs']} pairs; ZoomOut {CONFIG['n_fmap']} → {rec['zoomout']['k_final']}, step {rec['zoomout']['step']})"
+
+
+def n_pairs_scored(rec: dict) -> set[int]:
+    """The distinct numbers of pairs behind the record's summary entries (``{190}`` for a full run)."""
+    return {S["n"] for stages in rec["summary"].values() for S in stages.values()}
+
+
+def zoomout_gains(rec: dict) -> dict[str, tuple[float, float]]:
+    """``{weights: (network map mean, + ZoomOut mean)}`` for the entries refined by ZoomOut."""
+    return {w: (st["fmap"]["mean"], st["zoomout"]["mean"]) for w, st in rec["summary"].items() if "zoomout" in st}
+
+
+def stored_pair(rec: dict, weights: str, pair: str) -> dict[str, float]:
+    """``{stage: error ×100}`` of one stored pair ``'a<-b'`` for ``weights``."""
+    rows = rec["per_pair"].get(weights, {})
+    if pair not in rows:
+        raise KeyError(f"the stored Table 4 run has no pair {pair!r} for {weights!r} (pairs are 'tr_reg_080<-tr_reg_081').")
+    return rows[pair]
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -430,5 +453,5 @@ def plot_live_pair(live: dict, rec: dict | None = None):
     label = {"fmap": "network fmap", "zoomout": "+ ZoomOut"}
     titles = ["shape 1 (colours)"] + [f"{label[s]}" + (f" ({stored[s]:.2f})" if s in stored else "") for s in live["maps"]]
     return viz.plot_shapes([s1] + [s2] * (len(live["maps"]) + 1),
-                           [viz.correspondence_colors(s1)] + [transfer_colors(s1, m) for m in live["maps"].values()]
-                           + [transfer_colors(s1, live["gt"])], titles=titles + ["ground truth"], size=2.6)
+                           [viz.correspondence_colors(s1)] + [viz.transfer_colors(s1, m) for m in live["maps"].values()]
+                           + [viz.transfer_colors(s1, live["gt"])], titles=titles + ["ground truth"], size=2.6)

@@ -30,7 +30,7 @@ from ..data.pairs import items_with_symmetry, test_pairs
 from ..data.synthetic import decimate
 from ..diffusion import DiffusionNet
 from ..fmaps import FmapTrainConfig, ShapeData, map_from_features, pair_losses, predict_map
-from ..metrics import fmaps_pair_error, transfer_colors
+from ..metrics import fmaps_pair_error
 from ..train import lr_drops
 from . import checkpoints, fmaps_axiomatic, report
 from .checkpoints import Record
@@ -494,8 +494,8 @@ def plot_failure(T: dict, clip: float = 0.5):
     mirrored = (T["mirror_error"] < T["error"]) & (T["error"] > 0.05)
     style = dict(colorbar_label=f"geodesic error ÷ √area (clipped at {clip})", cmap="magma_r")
     fig = viz.plot_shapes([T["shape1"]] + [T["shape2"]] * 3,
-                          [viz.correspondence_colors(T["shape1"]), transfer_colors(T["shape1"], T["p2p"]),
-                           transfer_colors(T["shape1"], T["gt"]), np.minimum(e, clip)],
+                          [viz.correspondence_colors(T["shape1"]), viz.transfer_colors(T["shape1"], T["p2p"]),
+                           viz.transfer_colors(T["shape1"], T["gt"]), np.minimum(e, clip)],
                           titles=["shape 1 (colours)", f"trained + ZoomOut ({T['score']['error']:.1f})", "ground truth",
                                   "error at each vertex"], size=3.0, **style)
     worst = int(np.nanargmax(T["error"]))

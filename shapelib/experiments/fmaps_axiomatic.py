@@ -34,7 +34,9 @@ from .. import config
 from ..data import real
 from ..data.pairs import items_with_symmetry, test_pairs
 from ..fmaps import AXIOMATIC, SpectralBasis, axiomatic_zoomout
+from ..metrics import fmaps_pair_error
 from ..operators import compute_operators
+from . import report
 from .scoring import PairScorer, failure_anatomy, pooled_mirror_share, summary_stats
 
 DEFAULT_OUT = "results/fmaps_faust_r_axiomatic.json"
@@ -92,6 +94,9 @@ def summarize(rows: list[dict], method: str) -> dict | None:
                       "flipped": float(np.mean([v[stage].get("flipped", False) for v in vals]))}
         if all("mirror_share" in v[stage] for v in vals):
             out[stage]["mirror_share"] = pooled_mirror_share(e, [v[stage]["mirror_share"] for v in vals])
+        have = [v[stage]["paper_error"] for v in vals if "paper_error" in v[stage]]
+        if have:  # the paper's yardstick (PAPER_YARDSTICK) on the same maps, over the pairs scored by it so far
+            out[stage]["paper"] = {**summary_stats(have, digits=None, percentiles=True), "n": len(have)}
     out["seconds"] = {k: float(np.mean([v["seconds"][k] for v in vals])) for k in ("fit", "zoomout")}
     out["n"] = len(vals)
     return out
@@ -129,8 +134,21 @@ def run(n_pairs: int | None = None, out: str | Path = DEFAULT_OUT, max_minutes: 
         return items[name]
 
     t_start = time.time()
+
     def stale(row, method):
-        return method not in row or (rescore and "mirror_share" not in row[method]["zoomout"])
+        return method not in row or (rescore and not {"mirror_share", "paper_error"} <= set(row[method]["zoomout"]))
+
+    def score(scorer, a, b, p2p, paper: bool = True):
+        """shapelib's metric (PairScorer) and, for the map the paper reports (after ZoomOut), the
+        paper's yardstick (every .vts row, exact geodesics; errors ÷ √area are scale-free, so the
+        data's own shape and its cached geodesic rows serve). The WKS maps are often mirrored: their
+        exact rows beyond the cache radius would double the run's time for a number no table has."""
+        p2p = np.asarray(p2p)
+        out = scorer.score(p2p)
+        if paper:
+            out["paper_error"] = round(fmaps_pair_error(items[a].shape, p2p, items[a].meta["corres"],
+                                                        items[b].meta["corres"], geodesics="exact"), 5)
+        return out
 
     pending = [p for p in todo if f"{p[0]}<-{p[1]}" not in rows or stale(rows[f"{p[0]}<-{p[1]}"], "ours")
                or (with_pyfm and stale(rows[f"{p[0]}<-{p[1]}"], "pyfm"))]
@@ -143,11 +161,11 @@ def run(n_pairs: int | None = None, out: str | Path = DEFAULT_OUT, max_minutes: 
         row = rows.get(key, {"pair": key, "n_vertices_scored": int(len(scorer.gt.vertices))})
         if stale(row, "ours"):
             r = axiomatic_zoomout(ops[a], ops[b], bases[a], bases[b])
-            row["ours"] = {"init": scorer.score(r["p2p_init"]), "zoomout": scorer.score(r["p2p"]),
+            row["ours"] = {"init": score(scorer, a, b, r["p2p_init"], False), "zoomout": score(scorer, a, b, r["p2p"]),
                            "seconds": r["seconds"]}
         if with_pyfm and stale(row, "pyfm"):
             r = pyfm_pipeline(meshes[a], meshes[b])
-            row["pyfm"] = {"init": scorer.score(r["p2p_init"]), "zoomout": scorer.score(r["p2p"]),
+            row["pyfm"] = {"init": score(scorer, a, b, r["p2p_init"], False), "zoomout": score(scorer, a, b, r["p2p"]),
                            "seconds": r["seconds"]}
         rows[key] = row
         doc = _document(rows, every)
@@ -159,9 +177,10 @@ def run(n_pairs: int | None = None, out: str | Path = DEFAULT_OUT, max_minutes: 
 def _document(rows: dict, every: list) -> dict:
     ordered = [rows[f"{a}<-{b}"] for a, b in every if f"{a}<-{b}" in rows]
     return {
-        "what": "axiomatic ZoomOut on FAUST_r, shapelib and pyFM on the same pairs (python -m shapelib.fmaps_eval)",
-        "protocol": (f"FAUST_r test shapes tr_reg_080–099, all {len(every)} pairs (shape 1 = lower index), unit area, "
-                     "every vertex with ground truth, geodesic error on shape 1 ÷ sqrt(area) ×100; flipped = closer "
+        "what": "axiomatic ZoomOut on FAUST_r, shapelib and pyFM on the same pairs (python -m shapelib.experiments.fmaps_axiomatic)",
+        "protocol": (f"FAUST_r test shapes tr_reg_080–099, all {len(every)} pairs (shape 1 = lower index), unit area; "
+                     "error: every vertex of shape 2 with ground truth once, heat-method geodesic on shape 1 ÷ sqrt(area) "
+                     "×100 (shapelib's metric); paper_error: " + PAPER_YARDSTICK + "; flipped = closer "
                      "to the .sym.vts mirror of the ground truth"),
         "pipeline": "pyFM README: 100 WKS (128 eigenpairs, every 2nd), 30×30 fmap, weights descr 1 / lap 0.1 "
                     "(resolvent) / dcomm 1 / orient 1, ZoomOut 30 → 110 step 5",
@@ -186,6 +205,10 @@ def load_results(path: str | Path = DEFAULT_OUT) -> dict | None:
 
 
 QUANTITY = "axiomatic ZoomOut on FAUST_r (WKS fmap → ZoomOut 30→110)"
+#: the paper's yardstick, in the words of the REPORT row (:func:`shapelib.metrics.fmaps_pair_error`)
+PAPER_YARDSTICK = ("the authors' test code: every .vts row of a pair (repeats included), exact geodesic on shape 1 "
+                   "÷ √area ×100, mean over pairs (trainer_dzo.py _test_epoch)")
+OUR_YARDSTICK = "shapelib's (heat-method geodesics, each vertex of shape 2 once)"
 
 
 def report_rows(doc: dict | None = None) -> list[dict]:
@@ -199,21 +222,66 @@ def report_rows(doc: dict | None = None) -> list[dict]:
         S = doc["summary"].get(m)
         if not S:
             continue
-        z = S["zoomout"]
+        z, Y = S["zoomout"], S["zoomout"].get("paper")
         full = S["n"] == doc["n_pairs_total"]
+        own = (f"mean {z['mean']:.2f}, median {z['median']:.2f}, flipped {100 * z['flipped']:.1f} %{share_text(z)} "
+               f"(init mean {S['init']['mean']:.2f})")
+        partial = bool(Y) and Y["n"] < S["n"]
+        ours, value, yardstick = report.yardstick_columns(
+            own, z["mean"], Y, PAPER_YARDSTICK + (f" — on {Y['n']} of these {S['n']} pairs so far (rescore resumable)"
+                                                  if partial else ""), OUR_YARDSTICK,
+            extra=(f", median {Y['median']:.2f}" + (f", {Y['n']} pairs" if partial else "")) if Y else "")
         rows.append(dict(
-            quantity=f"{QUANTITY}, {label}", paper="6.1 (Table 1, ZoomOut)",
-            ours=f"mean {z['mean']:.2f}, median {z['median']:.2f}, flipped {100 * z['flipped']:.1f} %{share_text(z)} "
-                 f"(init mean {S['init']['mean']:.2f})",
-            data=f"real: FAUST_r test pairs 080–099, stored run of {doc['date']} (python -m shapelib.fmaps_eval)",
+            quantity=f"{QUANTITY}, {label}", paper="6.1 (Table 1, ZoomOut)", ours=ours,
+            data=f"real: FAUST_r test pairs 080–099, stored run of {doc['date']} "
+                 "(python -m shapelib.experiments.fmaps_axiomatic)",
             protocol=("paper pairs" if full else f"reduced: {S['n']} of the {doc['n_pairs_total']} test pairs (random subset; "
-                      "run resumable)") + "; yardstick: shapelib's (heat-method geodesics, each vertex of shape 2 once), "
-                      "not the paper's",
-            n=S["n"], seeds="— (deterministic)", ours_value=z["mean"], paper_value=PAPER_ZOOMOUT,
+                      "run resumable)") + yardstick,
+            n=S["n"], seeds="— (deterministic)", ours_value=value, paper_value=PAPER_ZOOMOUT,
             unit="geodesic error ×100",
-            spread={k: z[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in z},
+            spread={**{k: z[k] for k in ("median", "std", "p10", "p90", "flipped", "mirror_share") if k in z},
+                    "shapelib_metric": z["mean"]},
             scale="standard (stored run)"))
     return rows
+
+
+def has_column(doc: dict | None, method: str = "ours") -> bool:
+    """Whether a stored run (:func:`load_results`) has pairs scored for ``method`` (``"ours"`` / ``"pyfm"``)."""
+    return bool(doc and doc["summary"].get(method))
+
+
+def load_benchmark(name: str) -> dict | None:
+    """``benchmarks/results/<name>.json`` (e.g. ``"zoomout"``, ``"fmap_fit"``), or None when it was never run."""
+    path = Path(config.REPO_ROOT or Path.cwd()) / "benchmarks" / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+#: (size, method, the paper's Table 3 entry, its value in seconds) of the REPORT's ZoomOut timing rows
+TIMING_ROWS = (("5k", "kdtree", "3.6 s (CPU ZoomOut)", 3.6), ("5k", "nn-torch", "0.1 s (Our ZoomOut, GPU)", 0.1),
+               ("5k", "soft-torch+bwd", "0.1 s (Our Diff. ZoomOut, GPU)", 0.1), ("20k", "soft-torch+bwd", "—", None))
+
+
+def benchmark_report_rows(bench: dict | None) -> list[dict]:
+    """REPORT rows of the ZoomOut timings in ``benchmarks/results/zoomout.json`` (:func:`load_benchmark`)
+    next to the paper's Table 3 (GPU); the sizes and methods of :data:`TIMING_ROWS` that were measured."""
+    rows = []
+    for size, method, paper, value in TIMING_ROWS:
+        r = next((r for r in (bench or {}).get("rows", [])
+                  if r["size"] == size and r["method"] == method and "seconds" in r), None)
+        if r:
+            rows.append(dict(quantity=f"ZoomOut time, {r['n']} v, {method}", paper=paper,
+                             ours=f"{r['seconds']:.2f} s, {r['peak_bytes'] / 1e6:.0f} MB", data=f"benchmark: bumpy torus, {r['device']}",
+                             protocol="reduced: CPU, not GPU", ours_value=r["seconds"], paper_value=value, unit="seconds"))
+    return rows
+
+
+def fit_benchmark_text(fit: dict) -> str:
+    """The lines of ``benchmarks/results/fmap_fit.json`` (``python benchmarks/fmap_fit.py``): each fit's
+    time and error, and shapelib's time ÷ pyFM's with the thread count."""
+    lines = [f"fit {r['pair']:<24} {r['method']:<16} {r['seconds']:6.2f} s  error ×100 {r['error_x100']:.2f}" for r in fit["rows"]]
+    lines.append(f"descriptor fit, shapelib / pyFM time: {fit['shapelib_over_pyfm_time']:.2f}× "
+                 f"({fit['threads']} thread(s), {fit['date']})")
+    return "\n".join(lines)
 
 
 def share_text(summary: dict) -> str:
@@ -318,11 +386,23 @@ def plot_stored_run(doc: dict):
 
 
 def stored_run_text(doc: dict) -> str:
-    """The stored run's summary, one line per pipeline, and its date and protocol."""
-    lines = [f"{m:5s} n={S['n']:3d}  WKS fmap mean {S['init']['mean']:.2f} / median {S['init']['median']:.2f}   "
-             f"+ ZoomOut mean {S['zoomout']['mean']:.2f} / median {S['zoomout']['median']:.2f} "
-             f"(10–90 %: {S['zoomout']['p10']:.2f}–{S['zoomout']['p90']:.2f}), flipped {100 * S['zoomout']['flipped']:.1f} %"
-             for m, S in doc["summary"].items() if S]
+    """The stored run's summary, per pipeline: the paper's yardstick (where the run has it), then
+    shapelib's metric; and its date and protocol."""
+    def line(S0, S, m, label):
+        init = f"WKS fmap mean {S0['mean']:.2f} / median {S0['median']:.2f}" if S0 else f"{'':34s}"
+        return (f"{m:5s} {init}   + ZoomOut mean {S['mean']:.2f} / median {S['median']:.2f} "
+                f"(10–90 %: {S['p10']:.2f}–{S['p90']:.2f})   [{label}]")
+
+    lines = []
+    for m, S in doc["summary"].items():
+        if not S:
+            continue
+        paper = "paper" in S["zoomout"]
+        if paper:
+            P = S["zoomout"]["paper"]
+            lines.append(line(S["init"].get("paper"), P, m, f"the paper's yardstick, n = {P['n']}; paper {PAPER_ZOOMOUT}"))
+        lines.append(line(S["init"], S["zoomout"], "" if paper else m,
+                          f"shapelib's metric; flipped {100 * S['zoomout']['flipped']:.1f} %, n = {S['n']}"))
     lines.append(f"run {doc['date']}, {doc['threads']} thread(s); protocol: {doc['protocol']}")
     return "\n".join(lines)
 

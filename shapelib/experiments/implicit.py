@@ -394,6 +394,13 @@ def committed_record():
     return checkpoints.committed([NAME]).get(NAME)
 
 
+def table1_stats(record) -> dict:
+    """The stored Table 1 statistics of a record (:func:`summarise`: per group ``'all'`` /
+    ``'arm_to_noarm'``, mean / std / n of every score and method), the input of
+    :func:`format_table` and :func:`goal`."""
+    return record.evaluation["stats"]
+
+
 def report_rows(record=None) -> list[dict]:
     """REPORT rows of the committed checkpoint: per method, whole and part CD / EMD on all 30 pairs
     and on the 5 arm → no-arm pairs, the paper's values, and the issue's goal (ours lowest at part
@@ -401,7 +408,7 @@ def report_rows(record=None) -> list[dict]:
     record = committed_record() if record is None else record
     if record is None:
         return []
-    stats = record.evaluation["stats"]
+    stats = table1_stats(record)
     cfg = record.config
     protocol = (f"reduced: auto-decoder (latent {cfg['latent_dim']}, widths {tuple(cfg['widths'])}) self-fitted on the "
                 f"{cfg['n_train']} real chairs, {record.steps_done:,} Adam steps on {record.trained_on()} (paper: IM-Net gf 128, "
