@@ -31,6 +31,9 @@ def real_data() -> Path:
     path = _shared_data()
     if path is None:
         pytest.skip("real data not found: set SHAPELIB_DATA (see data/README.md)")
+    # found beside the repository without SHAPELIB_DATA: point the loaders there too (they read
+    # $SHAPELIB_DATA, then data/), so a test that gets this fixture reads the data it found
+    os.environ.setdefault("SHAPELIB_DATA", str(path))
     return path.resolve()  # as config.data_root() reports it (symlinks resolved)
 
 

@@ -110,6 +110,32 @@ def test_fmaps_truncated_rows_plus_far_pairs_equal_whole_rows(monkeypatch, tmp_p
     assert (whole * np.sqrt(sh.area()) > 0.05 * np.sqrt(sh.area())).sum() > 20  # many pairs were beyond
 
 
+def test_fmaps_far_rows_are_solved_once_and_reused_by_later_maps(monkeypatch, tmp_path):
+    """A row needed beyond the radius is solved whole once and kept on the shape: a second map with
+    the same shape 1 needs no new solve for those sources, and both maps score as whole rows do."""
+    pytest.importorskip("gdist")
+    from shapelib import geodesics
+    from test_geodesics import tube
+
+    monkeypatch.setenv("SHAPELIB_CACHE", str(tmp_path))
+    sh = tube(12, 9, 1.0, 2.0)
+    rng = np.random.default_rng(2)
+    vts = rng.integers(sh.n_vertices, size=60)
+    maps = [rng.integers(sh.n_vertices, size=sh.n_vertices) for _ in range(2)]
+    maps[1][::2] = maps[0][::2]          # the second map shares half the far images of the first
+    whole = [metrics.fmaps_row_errors(sh, m, vts, vts, exact_radius=None) for m in maps]
+    solved = []
+    real_solver = geodesics.exact_geodesic_distances
+    monkeypatch.setattr(metrics, "exact_geodesic_distances",
+                        lambda shape, sources, **kw: solved.append(len(sources)) or real_solver(shape, sources, **kw))
+    fresh = tube(12, 9, 1.0, 2.0)        # no rows kept on it yet
+    cut = [metrics.fmaps_row_errors(fresh, m, vts, vts, exact_radius=0.05) for m in maps]
+    for c, w in zip(cut, whole):
+        np.testing.assert_allclose(c, w, rtol=1e-6, atol=1e-7)
+    kept = fresh._cache["exact_whole_rows"]
+    assert solved and sum(solved) == len(kept) <= len(np.unique(vts)), "each far source is solved at most once"
+
+
 # ----------------------------------------------------------------------------- DiffusionNet Table 5
 
 D3 = np.array([[0.0, 1.0, 2.0],
