@@ -41,6 +41,14 @@ left–right mirror than to the truth), the other 175 pairs score 2.65 (1.83). T
 to end on tr_reg_090 <- tr_reg_092 gives the same 27.99 (``tests/fixtures/diffusionnet_reference/
 reference_pair.py``): the published faust_xyz weights fail on that shape, the evaluation path does not.
 
+Our own Table 4 model: the protocol ``diffusionnet_table4_faust_xyz`` (:data:`T4_TRAIN_CONFIG`,
+``make train MODEL=diffusionnet_table4_faust_xyz``) trains the same network the reference's way on
+FAUST_r 000–079 and scores it with :data:`YARDSTICK` (:func:`t4_evaluate`); its settings, with the
+reference file and line of each, are listed at :data:`T4_TRAIN_CONFIG`. Cost, measured on one CPU
+thread of the shared 2-core machine (``nice``, 10 steps on tr_reg_000/001, 2026-12-06): 2.15 s a step
+wall-clock, 0.87 s of process CPU time — the reference budget of 31,600 steps (the paper states none for
+Table 4) is about 19 h at that rate, 7.6 h on an idle core.
+
 Weight names: :func:`reference_state_dict` maps the reference ``DiffusionNet`` state dict onto
 :class:`shapelib.diffusion.DiffusionNet` (tested against stored reference outputs,
 ``tests/fixtures/diffusionnet_reference``). Results: :data:`RESULTS_PATH`; REPORT rows:
@@ -66,6 +74,7 @@ from ..fmaps import zoomout as run_zoomout
 from ..metrics import fmaps_pair_error
 from ..operators import compute_operators
 from . import checkpoints, report
+from .registry import Protocol, register
 from .scoring import summary_stats
 
 #: the authors' four Table 4 feature extractors: input features and the dataset they were trained on
@@ -341,6 +350,179 @@ def stored_pair(rec: dict, weights: str, pair: str) -> dict[str, float]:
     if pair not in rows:
         raise KeyError(f"the stored Table 4 run has no pair {pair!r} for {weights!r} (pairs are 'tr_reg_080<-tr_reg_081').")
     return rows[pair]
+
+
+# ----------------------------------------------------------------------------- our own Table 4 model
+
+#: the protocol that trains the Table 4 network the reference's way (``make train MODEL=...``)
+T4_TRAIN = "diffusionnet_table4_faust_xyz"
+#: the reference's training pairs: every ordered pair (i, j), i != j, of the 80 training shapes
+#: (``faust_scape_dataset.py`` l. 35–37, ``itertools.permutations(range(80), 2)``): 6,320 a pass
+T4_N_TRAIN = 80
+T4_PAIRS_PER_PASS = T4_N_TRAIN * (T4_N_TRAIN - 1)
+
+#: Settings of ``diffusionnet_table4_faust_xyz``, each as the reference sets it
+#: (github.com/nmwsharp/diffusion-net b1019b0, ``experiments/functional_correspondence/``):
+#:
+#: * network: DiffusionNet C_in 3 (xyz), C_out 128, C_width 128, N_block 4, dropout on
+#:   (``fmaps_model.py`` l. 49–57; ``functional_correspondence.py`` l. 42, 75) — the architecture of the
+#:   authors' weights (:data:`CONFIG`, :func:`load_authors_model`), so both load into one model;
+#: * operators: k_eig 128 (``functional_correspondence.py`` l. 38) on the vertex-mean-centred unit-area
+#:   shape (``faust_scape_dataset.py`` l. 98–99) with gradient eps 1e-5 and face-mean normals
+#:   (:func:`reference_shape`, :class:`T4Shape`);
+#: * inputs: xyz turned by a fresh uniformly random rotation per shape per step
+#:   (``functional_correspondence.py`` l. 51, 124–127: ``random_rotate_points``, ``pts @ R``);
+#: * fmap layer: 30×30, λ 1e-3, Laplacian penalty (``functional_correspondence.py`` l. 41, 43;
+#:   ``fmaps_model.py`` l. 11–40, 79–81) — :func:`shapelib.fmaps.regularized_fmap`;
+#: * ground truth: ``C_gt = Xᵀ``, X the least-squares solution of ``Φ1[vts1] X = Φ2[vts2]`` on the first 30
+#:   eigenvectors restricted to the ``.vts`` rows, no mass matrix (``faust_scape_dataset.py`` l. 185–190) —
+#:   :func:`gt_fmap`;
+#: * loss: the MEAN of the squared entries of ``C_pred − C_gt`` (``functional_correspondence.py`` l. 133:
+#:   ``torch.mean(torch.square(C_pred - C_gt))``, i.e. the squared Frobenius distance ÷ 900);
+#: * optimiser: Adam, lr 5e-4, torch's default betas, no weight decay (l. 48, 98); decay ×0.1 every 9999
+#:   epochs (l. 49–50), i.e. never within the run: no schedule here;
+#: * budget: 5 epochs (l. 47) over the 6,320 ordered pairs, shuffled each epoch, one pair a step
+#:   (l. 67 ``DataLoader(batch_size=None, shuffle=True)``, l. 116–139): 31,600 steps. Here each pass is
+#:   cut into ``chunks_per_pass`` chunks of 632 pairs (an "epoch" of the runner, so the state is saved every
+#:   632 steps): pass p's order is a seeded permutation of all 6,320 pairs and chunk c takes its slice
+#:   (:class:`PairSchedule`) — every pair once a pass, as the reference; 50 runner epochs = the 5 passes.
+#:
+#: Test: the 190 FAUST_r pairs 080–099 by :data:`YARDSTICK` (:func:`t4_evaluate`), xyz rotated per shape
+#: and pair as the reference's ``test()`` does, network map and + ZoomOut (:data:`ZOOMOUT`).
+T4_TRAIN_CONFIG = {
+    "task": "supervised deep functional maps (Donati et al. 2020 set-up), DiffusionNet Table 4, train F / test F",
+    "inputs": "xyz", "in_channels": 3, "C_out": CONFIG["C_out"], "C_width": CONFIG["C_width"],
+    "N_block": CONFIG["N_block"], "dropout": CONFIG["dropout"], "k_eig": CONFIG["k_eig"], "n_fmap": CONFIG["n_fmap"],
+    "lambda": CONFIG["lambda"], "gradient_eps": CONFIG["gradient_eps"], "rotate": True,
+    "loss": "mean of squared entries of C_pred - C_gt (C_gt: least squares on the .vts rows, first 30 eigenvectors)",
+    "lr": 5e-4, "betas": [0.9, 0.999], "weight_decay": 0.0, "decay_every": None, "batch_size": 1,
+    "passes": 5, "chunks_per_pass": 10, "epochs": 50, "pairs": "ordered", "seed": 0, "n_train": T4_N_TRAIN,
+    "rotation_seed": CONFIG["rotation_seed"],
+    "train": "faust_r tr_reg_000-079 (vtx_5k), centred, unit area; every ordered pair (i, j), i != j, once a pass",
+    "test": "faust_r tr_reg_080-099, all 190 pairs i < j (shape 1 the lower index)",
+    "metric": YARDSTICK,
+    "reference": "github.com/nmwsharp/diffusion-net b1019b049597711d10259ce28250f7dfc4335a2b, "
+                 "experiments/functional_correspondence/{functional_correspondence,fmaps_model,faust_scape_dataset}.py",
+    "data": {"train": [f"faust_r/vtx_5k/tr_reg_{i:03d}.off" for i in range(T4_N_TRAIN)],
+             "test": [f"faust_r/vtx_5k/tr_reg_{i:03d}.off" for i in range(80, 100)]},
+}
+
+
+def t4_build(cfg: dict = T4_TRAIN_CONFIG) -> DiffusionNet:
+    """The Table 4 feature extractor of a protocol config — the architecture of the authors' weights."""
+    return DiffusionNet(cfg["in_channels"], cfg["C_out"], width=cfg["C_width"], n_blocks=cfg["N_block"],
+                        dropout=cfg["dropout"])
+
+
+def gt_fmap(s1: T4Shape, s2: T4Shape, vts1, vts2, k: int = CONFIG["n_fmap"]) -> torch.Tensor:
+    """The reference's ground-truth functional map of a pair (``faust_scape_dataset.py`` l. 185–190):
+    ``C_gt = Xᵀ`` with X the least-squares solution of ``Φ1[vts1, :k] X = Φ2[vts2, :k]`` (rows r of the two
+    ``.vts`` files are the same template point; no mass matrix). ``(k, k)`` float32, in the convention of
+    :func:`~shapelib.fmaps.regularized_fmap` (``Φ1[π] Cᵀ ≈ Φ2``, read by :func:`~shapelib.fmaps.fmap_to_p2p`)."""
+    A = s1.basis.evecs[:, :k].double().cpu().numpy()[np.asarray(vts1)]
+    B = s2.basis.evecs[:, :k].double().cpu().numpy()[np.asarray(vts2)]
+    X = np.linalg.lstsq(A, B, rcond=None)[0]
+    return torch.as_tensor(X.T, dtype=torch.float32, device=s1.basis.evecs.device)
+
+
+class PairSchedule:
+    """The training pairs of one runner epoch (a chunk of a pass, :data:`T4_TRAIN_CONFIG`): item ``i`` is
+    the slot ``(self, i)`` that :class:`T4Loss` resolves with the epoch it is in — pass ``epoch //
+    chunks_per_pass`` orders all ordered pairs by a permutation seeded by ``(seed, pass)``, and chunk
+    ``epoch % chunks_per_pass`` is its slice, so each pass visits every pair once (the reference's
+    shuffled epochs) and a resumed run takes the same pairs."""
+
+    def __init__(self, shapes: list, gts: dict, cfg: dict):
+        self.shapes, self.gts, self.seed = shapes, gts, cfg["seed"]
+        self.pairs = [(i, j) for i in range(len(shapes)) for j in range(len(shapes)) if i != j]
+        self.chunks = cfg["chunks_per_pass"]
+        if len(self.pairs) % self.chunks:
+            raise ValueError(f"PairSchedule: {len(self.pairs)} ordered pairs do not split into chunks_per_pass="
+                             f"{self.chunks} equal chunks; choose a divisor (10 for the 6,320 pairs of 80 shapes).")
+        self.chunk = len(self.pairs) // self.chunks
+        self._orders: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.chunk
+
+    def __getitem__(self, i: int):
+        return self, int(i)
+
+    def pair(self, epoch: int, i: int):
+        """``(shape 1, shape 2, C_gt)`` of slot ``i`` in runner epoch ``epoch``."""
+        p, c = divmod(epoch, self.chunks)
+        if p not in self._orders:
+            self._orders[p] = np.random.default_rng([self.seed, p]).permutation(len(self.pairs))
+        order = self._orders[p][c * self.chunk:(c + 1) * self.chunk]
+        a, b = self.pairs[order[i]]
+        return self.shapes[a], self.shapes[b], self.gts[(a, b)]
+
+
+def t4_items(cfg: dict, device, names=None) -> PairSchedule:
+    """FAUST_r 000–079 (or ``names``) as :class:`T4Shape` and the ground-truth map of every ordered pair."""
+    names = names or [f"tr_reg_{i:03d}" for i in range(cfg["n_train"])]
+    items = real.r_dataset("faust_r", names)
+    shapes = [T4Shape(it.shape, device) for it in tqdm(items, desc="FAUST_r training shapes", leave=False)]
+    gts = {(a, b): gt_fmap(shapes[a], shapes[b], items[a].meta["corres"], items[b].meta["corres"], cfg["n_fmap"])
+           for a in range(len(items)) for b in range(len(items)) if a != b}
+    return PairSchedule(shapes, gts, cfg)
+
+
+class T4Loss:
+    """``mean((C_pred − C_gt)²)`` of one training pair, xyz inputs each turned by a fresh random rotation
+    (torch's RNG, seeded per epoch by :func:`shapelib.train.fit`)."""
+
+    def __init__(self, cfg: dict):
+        self.cfg, self.epoch = cfg, 0
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __call__(self, model, item) -> torch.Tensor:
+        schedule, i = item
+        s1, s2, C_gt = schedule.pair(self.epoch, i)
+        x1, x2 = s1.xyz, s2.xyz
+        if self.cfg["rotate"]:
+            x1 = x1 @ random_rotation().to(x1)
+            x2 = x2 @ random_rotation().to(x2)
+        C = regularized_fmap(model(x1, s1.ops), model(x2, s2.ops), s1.basis, s2.basis, k=self.cfg["n_fmap"],
+                             lam=self.cfg["lambda"])
+        return torch.mean(torch.square(C - C_gt))
+
+
+def t4_evaluate(model, cfg: dict, device="cpu", subset=None, zoomout: dict | None = ZOOMOUT,
+                geodesics: str = "exact") -> dict:
+    """A trained Table 4 model on the FAUST_r test pairs (all 190, or the ``'a<-b'`` in ``subset``) by
+    :data:`YARDSTICK`, as :func:`evaluate` scores the authors' weights (xyz turned by the same seeded
+    per-pair rotations, :func:`rotations`): ``{"per_shape": {"a<-b": {"fmap": e, "zoomout": e}}, "summary":
+    {stage: stats + paper}, "yardstick"}``."""
+    model.eval()
+    pairs = test_pairs(subset)
+    names = sorted({n for p in pairs for n in p})
+    items = {it.name: it for it in real.r_dataset("faust_r", names)}
+    shapes = {n: T4Shape(items[n].shape, device) for n in tqdm(names, desc="test shapes", leave=False)}
+    rots = rotations(pairs, cfg["rotation_seed"])
+    per_pair = {}
+    for a, b in tqdm(pairs, desc="FAUST_r test pairs", leave=False):
+        Ra, Rb = rots[(a, b)] if cfg["rotate"] else (None, None)
+        Ra, Rb = (None if R is None else R.to(device) for R in (Ra, Rb))
+        maps = pair_map(shapes[a].features(model, "xyz", Ra), shapes[b].features(model, "xyz", Rb),
+                        shapes[a], shapes[b], zoomout)
+        per_pair[f"{a}<-{b}"] = {s: round(fmaps_pair_error(items[a].shape, maps[s].cpu().numpy(), items[a].meta["corres"],
+                                                           items[b].meta["corres"], geodesics=geodesics), 5)
+                                 for s in STAGES if s in maps}
+    summary = {s: {**summary_stats([r[s] for r in per_pair.values()], percentiles=True), "n": len(per_pair),
+                   "paper": PAPER["faust_xyz"][s]}
+               for s in STAGES if per_pair and s in next(iter(per_pair.values()))}
+    return {"per_shape": per_pair, "summary": summary, "yardstick": YARDSTICK}
+
+
+register(Protocol(
+    name=T4_TRAIN,
+    title="DiffusionNet Table 4 (train F, test F): supervised deep functional maps, xyz inputs, trained by shapelib",
+    config=T4_TRAIN_CONFIG, build=t4_build, train_items=t4_items, loss=T4Loss, evaluate=t4_evaluate,
+    yardstick=t4_evaluate, check_shapes=["tr_reg_080<-tr_reg_081", "tr_reg_090<-tr_reg_092"], needs=("faust_r",),
+))
 
 
 # ----------------------------------------------------------------------------- report
