@@ -209,9 +209,11 @@ def test_large_meshes_use_colamd_ordering_and_say_what_the_basis_will_cost(monke
         warnings.simplefilter("error")
         small = ops.eigenbasis(L, M, k=20)
     monkeypatch.setattr(ops, "COLAMD_ABOVE", 1200)
+    monkeypatch.setattr(ops, "LARGE_MESH", 1200)  # the estimate is stated above LARGE_MESH vertices
+    monkeypatch.setattr(ops, "_has_cholmod", lambda: False)  # SuperLU + COLAMD (CHOLMOD: test_large_eigenbasis.py)
     with pytest.warns(UserWarning, match=r"about .* min and .* GB on one CPU thread"):
-        large = ops.eigenbasis(L, M, k=20)
+        large = ops.eigenbasis(L, M, k=20, progress=False)
     np.testing.assert_allclose(large[0], small[0], rtol=1e-8, atol=1e-10)
     sec, nbytes = ops.eigenbasis_estimate(110_210, 128)
-    assert sec == pytest.approx(30.5) and 0.2e9 < nbytes < 0.5e9
-    assert ops.eigenbasis_estimate(440_000, 128)[0] > 4 * sec       # super-linear in n
+    assert 10 < sec < 120 and 0.2e9 < nbytes < 1.5e9
+    assert ops.eigenbasis_estimate(440_000, 128)[0] > 3.5 * sec     # ~linear in n (measured n^0.97, COLAMD)
