@@ -92,3 +92,28 @@ def test_part_network_embeds_with_its_last_but_one_layer():
     e = net.embed(x)
     assert e.shape == (300, 128)
     assert torch.allclose(net.cls(e), net(x))          # the classifier reads exactly the embedding layer
+
+
+def test_printed_algorithm_1_is_the_authors_reduction_times_one_minus_one_over_n_models():
+    """The yardstick statement of notebook 06's synthetic rows (``CPNET_SYNTHETIC_YARDSTICK``): with
+    every set on every model, Algorithm 1 as printed (p = q zeros included) = (1 − 1/N_M) × the
+    authors' per-set reduction when each set has the same number of pairs."""
+    rng = np.random.default_rng(2)
+    items = [Item(Shape(rng.standard_normal((80, 3)), None, name=f"m{m}"), keypoints=np.array([0, 10, 20]) + m)
+             for m in range(4)]
+    full = cpnet.CorrespondenceSets.from_items(items, progress=False, n_neighbors=20)
+    E = cpnet.random_embeddings(full, dim=8, seed=5)
+    printed = cpnet.mean_geodesic_error(full, E)
+    assert printed == pytest.approx(cpnet.mean_geodesic_error_loop(full, E), rel=1e-6)
+    assert printed == pytest.approx((1 - 1 / 4) * cpnet.mge_per_set(full, E)["mge"], rel=1e-6)
+
+
+def test_real_rows_state_the_papers_yardstick_last():
+    from shapelib.experiments import cpnet as C
+
+    assert "yardstick: the paper's" in C.CPNET_YARDSTICK and "differs from the paper's" in C.CPNET_SYNTHETIC_YARDSTICK
+    base = {"test": {"n": 19}, "random": {"mean": 0.54, "std": 0.002, "seeds": [0, 1, 2], "per_seed": [0.54] * 3},
+            "hks_wks": {"mge": 0.53}, "xyz": {"mge": 0.09}}
+    for live, note in ((None, ""), (True, "; recomputed in this run"), (False, "; as stored with the shipped models")):
+        rows = C.report_rows({}, base, live=live)
+        assert len(rows) == 3 and all(r["protocol"].endswith(note + C.CPNET_YARDSTICK) for r in rows)

@@ -175,3 +175,24 @@ def test_thicken_makes_an_open_sheet_a_thin_solid():
     assert 0 < occ.mean() < 1 and occ[:200].mean() > 0.8 and occ[200:].mean() < 0.2
     with pytest.raises(ValueError, match="thicken"):
         im.occupancy_samples(sheet, thicken=-1.0)
+
+
+def test_table1_yardstick_conventions_on_a_hand_computed_example():
+    """The conventions ``DIFM_YARDSTICK`` states for Table 1: CD = mean squared nearest-neighbour
+    distance each way, the two summed; EMD = mean Euclidean distance under the optimal one-to-one
+    assignment; the part average over the parts present in both sets."""
+    from shapelib.experiments import implicit as difm
+
+    A = np.array([[0.0, 0, 0], [2, 0, 0]])
+    B = np.array([[0.0, 0, 0], [0, 1, 0]])
+    # A→B: 0 and min(4, 5) = 4 → 2; B→A: 0 and min(1, 5) = 1 → 0.5 (unsquared it would be 1 + 0.5)
+    assert metrics.chamfer_distance(A, B) == pytest.approx(2.5)
+    # assignments: (a1-b1, a2-b2) = 0 + √5, (a1-b2, a2-b1) = 1 + 2 → √5 / 2
+    assert metrics.earth_movers_distance(A, B) == pytest.approx(np.sqrt(5) / 2)
+    # part 0: identical points (0); part 1: one point each, squared distance 5 both ways (10);
+    # part 2 only in A: not measured
+    A3, B3 = np.vstack([A, [[5.0, 5, 5]]]), B
+    out = metrics.part_distances(A3, [0, 1, 2], B3, [0, 1], n_emd=None)
+    assert out["parts"] == [0, 1] and out["cd"] == pytest.approx(5.0) and out["emd"] == pytest.approx(np.sqrt(5) / 2)
+    assert "squared distances, mean each way, the two directions summed" in difm.DIFM_YARDSTICK
+    assert "exact EMD by optimal assignment" in difm.DIFM_YARDSTICK

@@ -50,6 +50,32 @@ PAPER = {"ours": (1.565, 7.167, 4.202, 3.117), "rigid": (1.011, 7.286, 4.243, 5.
          "free": (1.338, 6.809, 4.287, 5.917)}
 PAPER_NAMES = {"rigid": "MeshODE", "free": "ShapeFlow", "ours": "ours"}
 
+#: How Table 1's numbers are computed (Sec. 4.2): the bidirectional Chamfer distance (×1e3) and Earth
+#: mover's distance (×1e2) between the transformed source T(A) and the target B, whole shape and
+#: part-averaged, CD_part = (1/N_c) Σ_c CD(T(A_c), B_c), the same for EMD, on 100 random ShapeNetPart
+#: test pairs in the frame of IM-Net's preprocessing. The text leaves open whether the distances are
+#: squared, how the two directions combine, the number of points and the EMD solver; ours
+#: (:func:`shapelib.metrics.chamfer_distance`, ``earth_movers_distance``, ``part_distances``): mean
+#: squared nearest-neighbour distance each way, the two summed; exact optimal assignment, mean
+#: Euclidean distance; parts present in both shapes; shapes with their longest side 0.9 (IM-Net's cube).
+DIFM_YARDSTICK = ("; yardstick: the paper's definitions (bidirectional CD ×1e3 and EMD ×1e2 of the deformed source "
+                  "and the target, whole shape and averaged over part categories); conventions the text leaves open "
+                  "are ours (squared distances, mean each way, the two directions summed; exact EMD by optimal "
+                  "assignment, mean Euclidean distance; parts present in both shapes; longest side 0.9), so absolute "
+                  "values may differ from the paper's by convention as well as by model")
+#: Figs. 5 and 7 are pictures; notebook 05 puts a number on them.
+DIFM_FIGURE_YARDSTICK = ("; yardstick: ours (Fig. 7: the Chamfer distance, conventions as in the Table 1 rows; Fig. 5: "
+                         "silhouette score of the raw layer features) — the paper shows these as pictures, without a number")
+#: Table 2 (Sec. 4.3): OFlow's released evaluation (``eval_step_corr_l2``) — for every source mesh
+#: vertex the Euclidean (not squared) distance between its predicted position and its ground-truth
+#: position on the target, averaged over the vertices, then over the test sequences; DIFM's prediction
+#: is the matched point snapped to the nearest point of the target; D-FAUST first → last frame.
+DIFM_CORR_YARDSTICK = ("; yardstick: the paper's reduction (OFlow's evaluation: mean Euclidean, not squared, distance "
+                       "between each source vertex's matched point, snapped to the target, and its true counterpart, "
+                       "averaged over vertices, then over pairs) — differs from the paper's in units and points: "
+                       "FAUST pairs with longest side 0.9 and a random subset of the vertices, instead of all vertices "
+                       "of D-FAUST's first and last frames in OFlow's frame")
+
 #: the 25 real chair meshes of ``shapenet_chairs`` (v2_normalized, then deep_cage; sorted)
 TRAIN_IDS = (
     "341a2d3df9800314fa260f4362cac599", "341c9b0583d31770492d9da2668ec34c", "341e18eafb46f892a6fee8e2140acec9",
@@ -413,7 +439,8 @@ def report_rows(record=None) -> list[dict]:
     protocol = (f"reduced: auto-decoder (latent {cfg['latent_dim']}, widths {tuple(cfg['widths'])}) self-fitted on the "
                 f"{cfg['n_train']} real chairs, {record.steps_done:,} Adam steps on {record.trained_on()} (paper: IM-Net gf 128, "
                 "256-d, thousands of chairs); cross-fit baselines instead of ShapeFlow / MeshODE; "
-                f"{cfg['n_eval']} samples per shape; all ordered pairs of the 6 labelled chairs instead of 100 random test pairs")
+                f"{cfg['n_eval']} samples per shape; all ordered pairs of the 6 labelled chairs instead of 100 random test pairs"
+                + DIFM_YARDSTICK)
     rows = []
     for group, words in GROUPS.items():
         if group not in stats:

@@ -26,6 +26,25 @@ MEPS_CONFIG = {
 }
 MEPS_PAPER = {"meps": 94.0, "feast": 88.1}
 
+#: How MEPS's numbers are computed (§4.3–5.1): "correspondence accuracy with zero geodesic error" — the
+#: share of test vertices whose predicted label is exactly their ground-truth reference vertex (FAUST:
+#: every one of the 6,890 vertices of the 20 test shapes; TOSCA: the dog / centaur shapes, the text does
+#: not say how their labels relate to the cat / horse training labels). Figs. 3 and 5 add the
+#: Princeton-protocol curve (share within a geodesic error on the reference), whose normalisation the
+#: text does not state, and no area under it. The Table 1 protocols below (``_meps_evaluate``) score
+#: exactly this.
+MEPS_PAPER_YARDSTICK = ("accuracy at zero geodesic error: share of test vertices whose predicted label is exactly "
+                        "the ground-truth reference vertex, over every vertex")
+#: REPORT suffix of notebook 03's reduced runs (Table 1, Figs. 5 and 8): a label is a patch of template
+#: points, so a hit is "the right patch", coarser than "the exact vertex" unless every point is its own label.
+MEPS_REDUCED_YARDSTICK = ("; yardstick: label accuracy (predicted label = true label, a label being a patch of template "
+                          "points; Fig. 5: at the shared TOSCA landmarks only) — differs from the paper's ("
+                          + MEPS_PAPER_YARDSTICK + "; the two coincide when every point is its own label); an AUC in "
+                          "brackets is ours (geodesic error of the predicted patch centre ÷ sqrt(area), thresholds "
+                          "0–0.25): the paper gives curves only")
+#: REPORT suffix of notebook 03's Fig. 9 row: the paper shows a t-SNE picture, no number.
+MEPS_FIG9_YARDSTICK = ("; yardstick: ours (5-NN classification of part labels across shapes from the embeddings) — "
+                       "the paper has none (a t-SNE picture)")
 
 def _meps_build(cfg):
     return PointSignatureNet(cfg["n_labels"], cfg["relation"], widths=tuple(cfg["widths"]), heads=cfg["heads"],
