@@ -288,6 +288,11 @@ F5_CONFIG = {
              "test": [f"faust_registrations/tr_reg_{i:03d}.ply" for i in range(80, 100)]},
 }
 F5_PAPER = {"complex": 99.9, "real": 50.0}
+#: the yardstick words of the Fig. 5 rows (the paper quotes the accuracy in its text; no evaluation code published)
+F5_YARDSTICK = "share of vertices given the right side, mean over test shapes (the paper's measure; its code is not published)"
+#: the yardstick words of the live Table 7 rows: the reference scores faces, pooled over all test shapes
+T7_YARDSTICK = ("share of correctly labelled vertices, mean over test shapes — the paper's is per face, pooled over the "
+                "test shapes (reference experiments/human_segmentation_original: outputs_at='faces', correct / total)")
 F5 = "diffusionnet_orientation_fig5"            # + "_complex" / "_real"
 
 
