@@ -209,6 +209,8 @@ QUANTITY = "axiomatic ZoomOut on FAUST_r (WKS fmap → ZoomOut 30→110)"
 PAPER_YARDSTICK = ("the authors' test code: every .vts row of a pair (repeats included), exact geodesic on shape 1 "
                    "÷ √area ×100, mean over pairs (trainer_dzo.py _test_epoch)")
 OUR_YARDSTICK = "shapelib's (heat-method geodesics, each vertex of shape 2 once)"
+#: the yardstick words of notebook 04's live rows (a few pairs, shapelib's metric)
+LIVE_YARDSTICK = f"yardstick: {OUR_YARDSTICK}, not the paper's (the 190-pair rows are at the paper's)"
 
 
 def report_rows(doc: dict | None = None) -> list[dict]:

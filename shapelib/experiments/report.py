@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .. import config
 
 COLUMNS = ("quantity", "paper", "ours", "data", "protocol", "n", "seeds", "scale")
@@ -83,6 +85,18 @@ def results_table(notebook: str, rows: list[dict], show: bool = True) -> str | N
             print(text)
         return None
     return text
+
+
+def per_pair_text(errors) -> str:
+    """``'median M (per pair: a, b, …)'`` of a few per-pair numbers (a live, reduced row's ``ours``)."""
+    e = np.asarray(errors, dtype=float)
+    return f"median {np.median(e):.2f} (per pair: {', '.join(f'{x:.2f}' for x in e)})"
+
+
+def spread_of(errors) -> dict:
+    """``{"median", "min", "max"}`` of a few per-pair numbers (a row's ``spread``)."""
+    e = np.asarray(errors, dtype=float)
+    return {"median": float(np.median(e)), "min": float(e.min()), "max": float(e.max())}
 
 
 def yardstick_columns(own: str, own_value: float, paper_score: dict | None, paper_yardstick: str,
