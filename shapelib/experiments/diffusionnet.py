@@ -154,13 +154,18 @@ def rotation_sweep(model, cfg=T5_CONFIG, kinds=("orig", "cloud"), indices=(80,),
 def plot_rotation_sweep(sweep: dict):
     """One line per test shape and discretisation: error against the angle (log scale). Returns the figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
 
     fig, ax = plt.subplots(figsize=(7, 2.8))
     for c, (kind, per) in enumerate(sweep.items()):
         for m, (idx, row) in enumerate(per.items()):
             ax.semilogy(row["angle"], row["error_x100"], marker="os^v"[m % 4], color=f"C{c}", label=f"{kind} {idx:03d}")
-    ax.set(xlabel="rotation about the vertical (degrees)", ylabel="mean geodesic error ×100",
+    ax.set(xlabel="rotation about the vertical (degrees)", ylabel="mean geodesic error ×100 (log)",
            title="Table 5 model, test shapes turned by fixed angles", xticks=list(range(0, 361, 60)))
+    ax.yaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50]))   # plain numbers, not 10^k
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
