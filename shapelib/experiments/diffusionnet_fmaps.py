@@ -161,21 +161,35 @@ def load_authors_model(name: str, root: Path | None = None):
 # ----------------------------------------------------------------------------- shapes as the reference sees them
 
 
-def face_mean_normals(shape) -> np.ndarray:
-    """Vertex normals as the reference builds them: the plain (unweighted) mean of the unit normals
-    of the incident faces, normalised (``geometry.py`` ``mesh_vertex_normals``)."""
-    V, F = shape.vertices, shape.faces
+def _face_mean(V: np.ndarray, F: np.ndarray) -> np.ndarray:
     fn = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
-    with np.errstate(invalid="ignore", divide="ignore"):  # degenerate faces give NaN, caught below
+    with np.errstate(invalid="ignore", divide="ignore"):  # degenerate faces give NaN, handled by the caller
         fn /= np.linalg.norm(fn, axis=1, keepdims=True)
     n = np.zeros_like(V)
     for c in range(3):
         np.add.at(n, F[:, c], fn)
     with np.errstate(invalid="ignore", divide="ignore"):
-        n /= np.linalg.norm(n, axis=1, keepdims=True)
-    if not np.isfinite(n).all():
-        raise ValueError(f"{shape!r}: a vertex normal is undefined (degenerate or unreferenced vertices); "
-                         "clean the mesh (e.g. shape.cleaned()) first.")
+        return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def face_mean_normals(shape) -> np.ndarray:
+    """Vertex normals as the reference builds them: the plain (unweighted) mean of the unit normals
+    of the incident faces, normalised (``geometry.py`` ``mesh_vertex_normals``), with its two
+    fallbacks (``vertex_normals``): where that mean is undefined — faces folded onto each other so
+    their normals cancel (FAUST_r tr_reg_052, vertex 4995), or a vertex no face uses — the vertex is
+    moved by a seeded wiggle of 1e-4 × the bounding-box diagonal and the normal recomputed; a vertex
+    still without one (unreferenced) gets a seeded random unit normal. Seed 777 as the reference."""
+    V, F = shape.vertices, shape.faces
+    n = _face_mean(V, F)
+    bad = ~np.isfinite(n).all(axis=1)
+    if bad.any():
+        scale = 1e-4 * np.linalg.norm(V.max(0) - V.min(0))
+        wiggle = (np.random.RandomState(seed=777).rand(*V.shape) - 0.5) * scale
+        n = _face_mean(V + bad[:, None] * wiggle, F)
+        bad = ~np.isfinite(n).all(axis=1)
+        if bad.any():
+            r = np.random.RandomState(seed=777).rand(*V.shape) - 0.5
+            n[bad] = r[bad] / np.linalg.norm(r[bad], axis=1, keepdims=True)
     return n
 
 

@@ -151,3 +151,19 @@ def test_evaluation_scores_the_authors_weights_as_the_stored_record():
     res = T4.t4_evaluate(model, CFG, "cpu", subset=[pair], zoomout=None, geodesics="exact_pairs")
     assert set(res["per_shape"]) == {pair} and res["summary"]["fmap"]["paper"] == 2.7
     assert res["per_shape"][pair]["fmap"] == pytest.approx(rec["per_pair"]["faust_xyz"][pair]["fmap"], rel=0.02, abs=0.02)
+
+
+def test_reference_normals_where_the_face_mean_is_undefined():
+    """As the reference: a vertex whose face normals cancel (faces folded onto each other, as at
+    FAUST_r tr_reg_052's vertex 4995) gets the normal of a slightly wiggled copy, a vertex no face
+    uses a seeded random unit normal; every other normal is the plain face mean, unchanged."""
+    V = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0.2], [5, 5, 5]], dtype=float)
+    F = np.array([[0, 1, 2], [1, 3, 2]])
+    with_extra = T4.face_mean_normals(Shape(V, F))
+    np.testing.assert_allclose(with_extra[:4], T4.face_mean_normals(Shape(V[:4], F)))
+    np.testing.assert_allclose(np.linalg.norm(with_extra, axis=1), 1.0)
+    # vertex 0 of two coplanar faces with opposite orientation: their unit normals cancel
+    folded = np.array([[0, 1, 2], [0, 2, 1], [1, 3, 2]])
+    n = T4.face_mean_normals(Shape(V[:4], folded))
+    assert np.isfinite(n).all() and np.allclose(np.linalg.norm(n, axis=1), 1.0)
+    np.testing.assert_allclose(n, T4.face_mean_normals(Shape(V[:4], folded)))   # seeded: the same twice
