@@ -305,6 +305,17 @@ class DiffusionNet(nn.Module):
 # ----------------------------------------------------------------------------- inputs
 
 
+def rotation_about(axis: int, angle, dtype=torch.float32) -> torch.Tensor:
+    """The rotation ``(3, 3)`` about coordinate ``axis`` (0, 1 or 2) by ``angle`` radians
+    (``axis=1``: about y, the vertical of FAUST)."""
+    a = torch.as_tensor(angle, dtype=torch.float64)
+    c, s = torch.cos(a), torch.sin(a)
+    i, j = [d for d in range(3) if d != axis]
+    q = torch.eye(3, dtype=torch.float64)
+    q[i, i], q[i, j], q[j, i], q[j, j] = c, -s, s, c
+    return q.to(dtype)
+
+
 def random_rotation(generator: torch.Generator | None = None, dtype=torch.float32, axis: int | None = None) -> torch.Tensor:
     """A uniformly random rotation ``(3, 3)``: of SO(3) (QR of a Gaussian matrix, det +1), or, with
     ``axis`` (0, 1 or 2), about that coordinate axis by a uniform angle (``axis=1``: about y, the
@@ -313,11 +324,7 @@ def random_rotation(generator: torch.Generator | None = None, dtype=torch.float3
         if axis not in (0, 1, 2):
             raise ValueError(f"axis must be 0, 1 or 2 (x, y or z), got {axis!r}.")
         a = 2 * torch.pi * torch.rand((), generator=generator, dtype=torch.float64)
-        c, s = torch.cos(a), torch.sin(a)
-        i, j = [d for d in range(3) if d != axis]
-        q = torch.eye(3, dtype=torch.float64)
-        q[i, i], q[i, j], q[j, i], q[j, j] = c, -s, s, c
-        return q.to(dtype)
+        return rotation_about(axis, a, dtype)
     q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
     q = q * torch.sign(torch.diagonal(r))[None, :]
     if torch.det(q) < 0:

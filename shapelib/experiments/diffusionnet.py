@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .. import data
 from ..cache import disk_cache
 from ..data import real
-from ..diffusion import DiffusionNet
+from ..diffusion import DiffusionNet, rotation_about
 from ..geodesics import exact_geodesic_matrix, exact_pair_distances, geodesic_distances
 from ..metrics import GeodesicEvaluator, table5_geodesic_matrix
 from ..train import farthest_point_sampling, labelling_loss, predict_labels, prepare
@@ -138,11 +138,8 @@ def rotation_sweep(model, cfg=T5_CONFIG, kinds=("orig", "cloud"), indices=(80,),
             ev = GeodesicEvaluator(real.faust_registrations([idx])[0].shape, item.template_index, n_samples=n_eval,
                                    normalize="diameter")
             gt, row = np.asarray(item.template_index), {"angle": [], "error_x100": [], "accuracy": []}
-            i, j = [d for d in range(3) if d != axis]
             for deg in angles:
-                R = torch.eye(3, dtype=prepared["x"].dtype, device=prepared["x"].device)
-                c, s_ = np.cos(np.radians(deg)), np.sin(np.radians(deg))
-                R[i, i], R[i, j], R[j, i], R[j, j] = c, -s_, s_, c
+                R = rotation_about(axis, np.radians(deg)).to(prepared["x"])
                 pred = predict_labels(model, {**prepared, "x": prepared["x"] @ R.T})
                 row["angle"].append(int(deg))
                 row["error_x100"].append(100 * float(ev.errors(pred).mean()))
