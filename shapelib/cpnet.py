@@ -14,9 +14,10 @@ model, absent on models that lack the part) with the geodesic-consistency loss
 
 Evaluation is the mean geodesic error (mGE, Algorithm 1): for every annotated ``p`` and every
 ``q`` of the same set, ``x = argmin_{x∈M_q} ‖f(x) − f(p)‖`` and the error is ``d_geo(q, x)``.
-:func:`mean_geodesic_error` pools all pairs; :func:`mge_per_set` reduces them as the authors' test
-code does (per set over pairs of different models, then the mean over sets) — the number of the
-paper protocols (:mod:`shapelib.experiments.cpnet`).
+:func:`mge` is the number the paper reports: the terms reduced as the authors' test code reduces
+them (per set over pairs of different models, then the mean over sets; :func:`mge_per_set` gives the
+per-set values too). :func:`mean_geodesic_error` is Algorithm 1 as printed (every pair pooled, the
+``p = q`` zeros included), which reads lower.
 
 Conventions: clouds are centred and scaled to a unit bounding-box diagonal (ShapeNet's
 ``model_normalized`` convention), so distances and mGE are in units of the object's diagonal.
@@ -106,14 +107,15 @@ class CorrespondenceSets:
 
     # ---- construction
     @classmethod
-    def from_items(cls, items, n_points: int = 2048, seed: int = 0, n_neighbors: int = 16,
+    def from_items(cls, items, n_points: int = 2048, seed: int = 0, n_neighbors: int = 20,
                    source: str | None = None, progress: bool = True) -> "CorrespondenceSets":
         """Correspondence sets from data `Item` objects carrying ``keypoints (K,)`` (-1 = absent).
 
         Meshes are sampled (``n_points`` surface samples, seed ``seed + m``) and each keypoint
         vertex is snapped to its nearest sample; per-vertex ``parts`` follow the sampled
         triangle's first vertex. Clouds (e.g. KeypointNet's 2,048-point ``.pcd``) are used as
-        they are (keypoints already index the cloud). Geodesics: :func:`_cloud_geodesics`.
+        they are (keypoints already index the cloud). Geodesics: :func:`_cloud_geodesics`, on the
+        ``n_neighbors``-NN graph (20 as in the authors' ``utils.py:98-100``, see :func:`mge_per_set`).
         """
         from scipy.spatial import cKDTree
 
@@ -184,7 +186,7 @@ class CorrespondenceSets:
         return a[:, 0], a[:, 1], a[:, 2]
 
 
-def _cloud_geodesics(points: np.ndarray, keypoints: np.ndarray, n_neighbors: int = 16) -> np.ndarray:
+def _cloud_geodesics(points: np.ndarray, keypoints: np.ndarray, n_neighbors: int = 20) -> np.ndarray:
     """``(K, n) float32`` graph geodesics from each present keypoint (NaN rows for absent ones).
     A disconnected k-NN graph (thin, far-apart parts) is rebuilt with twice the neighbours."""
     K, n = len(keypoints), len(points)
@@ -299,9 +301,12 @@ def mge_errors(sets: CorrespondenceSets, embeddings, backend: str = "auto") -> d
 
 def mean_geodesic_error(sets: CorrespondenceSets, embeddings, backend: str = "auto",
                         include_self: bool = True) -> float:
-    """mGE (Algorithm 1): the mean of :func:`mge_errors` over all (p, q) pairs of every set —
+    """Algorithm 1 as printed: the mean of :func:`mge_errors` over all (p, q) pairs of every set —
     ``ε / (N_Ω N_M²)`` when every set is present on every model; with absent points, the mean
-    over the pairs that exist. ``include_self=False`` drops ``p = q`` (same model)."""
+    over the pairs that exist. ``include_self=False`` drops ``p = q`` (same model).
+
+    Not the paper's numbers: its tables come from the authors' test code, :func:`mge` (per set, over
+    pairs of different models; ``1 / (1 − 1/N_M)`` times this value when every set is on every model)."""
     e = mge_errors(sets, embeddings, backend)
     keep = np.ones(len(e["error"]), bool) if include_self else e["p_model"] != e["q_model"]
     return float(np.mean(e["error"][keep]))
@@ -337,6 +342,12 @@ def mge_per_set(sets: CorrespondenceSets, embeddings, backend: str = "auto") -> 
     if not per_set:
         raise ValueError("no correspondence set is annotated on two models: mGE is undefined.")
     return {"mge": float(np.mean(list(per_set.values()))), "per_set": per_set, "n_pairs": counts}
+
+
+def mge(sets: CorrespondenceSets, embeddings, backend: str = "auto") -> float:
+    """mGE as the paper reports it (Tables 2 and 3): :func:`mge_per_set`'s mean over the sets — the
+    authors' test-code reduction, every correspondence set weighted equally."""
+    return mge_per_set(sets, embeddings, backend)["mge"]
 
 
 def rotate_about_vertical(points, angle: float, axis: int = 1):

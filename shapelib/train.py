@@ -242,6 +242,54 @@ def accuracy(model, items: list[dict]) -> float:
     return float(np.sum(hits) / sum(len(it["y"]) for it in items))
 
 
+def face_labels(faces, vertex_labels) -> np.ndarray:
+    """``(m,) int`` label of each face from per-vertex labels: the label at least two of its three
+    vertices share; ``-1`` where all three differ (such faces are not scored)."""
+    F = np.asarray(faces)
+    y = np.asarray(vertex_labels)
+    if F.ndim != 2 or F.shape[1] != 3:
+        raise ValueError(f"faces must be (m, 3) triangles, got shape {F.shape}; point clouds have no faces to label.")
+    a, b, c = y[F[:, 0]], y[F[:, 1]], y[F[:, 2]]
+    return np.where((a == b) | (a == c), a, np.where(b == c, b, -1))
+
+
+@torch.no_grad()
+def predict_face_labels(model, item: dict) -> np.ndarray:
+    """``(m,) int`` arg-max label of every face of ``item["shape"]``: the network's per-vertex
+    outputs averaged over the face's three vertices, as DiffusionNet's ``outputs_at='faces'`` does
+    (reference ``src/diffusion_net/layers.py`` l. 386-391 @ b1019b0; its log-softmax comes after the
+    average, l. 400-401, and does not move the arg-max)."""
+    shape = item["shape"]
+    if shape.faces is None:
+        raise ValueError("predict_face_labels needs a mesh: this item's shape has no faces.")
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(item["x"], item["ops"])
+    finally:
+        model.train(was_training)
+    F = torch.as_tensor(np.asarray(shape.faces), dtype=torch.long, device=out.device)
+    return out[F].mean(1).argmax(1).cpu().numpy()
+
+
+def face_accuracy(model, items: list[dict]) -> float:
+    """Fraction of correctly labelled faces, pooled over ``items`` — DiffusionNet's segmentation
+    yardstick (reference ``experiments/human_segmentation_original/human_segmentation_original.py``
+    @ b1019b0: ``outputs_at='faces'`` l. 74, ``test()`` l. 155-197: correct / total over every face of
+    every test mesh). Ground truth: ``item["y_faces"]`` when given (datasets that label faces), else
+    :func:`face_labels` of the vertex labels ``y``; faces labelled ``-1`` are not scored."""
+    hits, total = 0, 0
+    for it in items:
+        yf = it.get("y_faces")
+        yf = face_labels(it["shape"].faces, it["y"].cpu().numpy()) if yf is None else np.asarray(yf)
+        keep = yf >= 0
+        hits += int(np.sum(predict_face_labels(model, it)[keep] == yf[keep]))
+        total += int(keep.sum())
+    if total == 0:
+        raise ValueError("no labelled face to score: pass meshes with labels (y or y_faces).")
+    return hits / total
+
+
 def farthest_point_sampling(points: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     """``(k,) int`` indices of ``k`` well-spread points (greedy farthest-point sampling, Euclidean)."""
     points = np.asarray(points, dtype=np.float64)

@@ -48,7 +48,7 @@ def test_mge_per_set_is_the_authors_reduction(sets):
     E = cpnet.random_embeddings(sets, dim=8, seed=3)
     out = cpnet.mge_per_set(sets, E)
     ref, per_set = authors_mge(sets, E)
-    assert out["mge"] == pytest.approx(ref, rel=1e-6)
+    assert out["mge"] == pytest.approx(ref, rel=1e-6) == cpnet.mge(sets, E)
     assert [out["per_set"][s] for s in sorted(out["per_set"])] == pytest.approx(per_set, rel=1e-6)
     assert out["n_pairs"] == {0: 12, 1: 6, 2: 2}
     # the reduction matters: pooling all pairs (self pairs dropped) weighs set 0 six times set 2
@@ -95,7 +95,7 @@ def test_part_network_embeds_with_its_last_but_one_layer():
 
 
 def test_printed_algorithm_1_is_the_authors_reduction_times_one_minus_one_over_n_models():
-    """The yardstick statement of notebook 06's synthetic rows (``CPNET_SYNTHETIC_YARDSTICK``): with
+    """Why :func:`cpnet.mean_geodesic_error` (Algorithm 1 as printed) is not the paper's number: with
     every set on every model, Algorithm 1 as printed (p = q zeros included) = (1 − 1/N_M) × the
     authors' per-set reduction when each set has the same number of pairs."""
     rng = np.random.default_rng(2)
@@ -111,7 +111,7 @@ def test_printed_algorithm_1_is_the_authors_reduction_times_one_minus_one_over_n
 def test_real_rows_state_the_papers_yardstick_last():
     from shapelib.experiments import cpnet as C
 
-    assert "yardstick: the paper's" in C.CPNET_YARDSTICK and "differs from the paper's" in C.CPNET_SYNTHETIC_YARDSTICK
+    assert "yardstick: the paper's" in C.CPNET_YARDSTICK and "yardstick: the paper's" in C.CPNET_SYNTHETIC_YARDSTICK
     base = {"test": {"n": 19}, "random": {"mean": 0.54, "std": 0.002, "seeds": [0, 1, 2], "per_seed": [0.54] * 3},
             "hks_wks": {"mge": 0.53}, "xyz": {"mge": 0.09}}
     for live, note in ((None, ""), (True, "; recomputed in this run"), (False, "; as stored with the shipped models")):

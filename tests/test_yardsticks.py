@@ -4,11 +4,14 @@
   then the plain mean over pairs.
 * DiffusionNet Table 5: errors on the template ÷ the max of its all-pairs matrix, pooled over
   all test shapes of a kind before the mean.
+* DiffusionNet Table 7: a face's prediction from its vertices' mean outputs; correct faces ÷ all
+  faces of all test shapes.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from shapelib import Shape, metrics
 from shapelib.metrics import GeodesicEvaluator
@@ -201,3 +204,54 @@ def test_fmaps_ground_truth_map_on_a_real_pair(real_data):
     wrong = pair.p2p_21[vts2] != vts1
     assert (err[~wrong] == 0).all() and (err[wrong] > 0).all()
     assert 0 < 100 * err.mean() < 1.0
+
+
+# ---- DiffusionNet Table 7: per face, pooled over the test shapes (human_segmentation_original.py)
+class _FixedLogits(torch.nn.Module):
+    """A 'network' that returns the logits stored in the item's x."""
+
+    def forward(self, x, ops=None):
+        return x
+
+
+def _seg_item(vertices, faces, logits, y):
+    return {"shape": Shape(np.asarray(vertices, float), np.asarray(faces)), "x": torch.tensor(logits, dtype=torch.float32),
+            "ops": None, "y": torch.tensor(y)}
+
+
+def test_face_labels_majority_of_vertices():
+    from shapelib.train import face_labels
+
+    F = np.array([[0, 1, 2], [1, 2, 3], [0, 2, 3], [0, 1, 3]])
+    y = np.array([0, 0, 1, 2])
+    assert face_labels(F, y).tolist() == [0, -1, -1, 0]
+    assert face_labels([[0, 1, 2]], [5, 3, 3]).tolist() == [3]
+    with pytest.raises(ValueError, match="triangles"):
+        face_labels(np.array([0, 1, 2]), y)
+
+
+def test_face_prediction_averages_vertex_outputs():
+    from shapelib.train import predict_face_labels, predict_labels
+
+    # vertices 0 and 1 lean weakly to class 0, vertex 2 strongly to class 1: the face mean picks 1
+    it = _seg_item(np.eye(3), [[0, 1, 2]], [[1.0, 0.9], [1.0, 0.9], [0.0, 5.0]], [0, 0, 0])
+    net = _FixedLogits()
+    assert predict_labels(net, it).tolist() == [0, 0, 1]
+    assert predict_face_labels(net, it).tolist() == [1]
+
+
+def test_face_accuracy_pools_faces_over_shapes():
+    from shapelib.train import face_accuracy, predict_face_labels
+
+    V = np.random.default_rng(0).standard_normal((4, 3))
+    one_face = _seg_item(V, [[0, 1, 2]], np.eye(2)[[0, 0, 0, 0]], [0, 0, 0, 0])               # 1 of 1 face right
+    three = _seg_item(V, [[0, 1, 2], [1, 2, 3], [0, 1, 3]], np.eye(2)[[0, 0, 1, 1]], [0, 0, 0, 0])
+    # faces of `three`: means (2/3, 1/3) -> 0 right; (1/3, 2/3) -> 1 wrong; (2/3, 1/3) -> 0 right
+    net = _FixedLogits()
+    assert face_accuracy(net, [three]) == pytest.approx(2 / 3)
+    # pooled over shapes: 3 right of 4 faces (the mean over shapes would be (1 + 2/3) / 2)
+    assert face_accuracy(net, [one_face, three]) == pytest.approx(3 / 4)
+    three["y_faces"] = np.array([0, 1, -1])                                                  # labels given per face
+    assert face_accuracy(net, [three]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no faces"):
+        predict_face_labels(net, {**three, "shape": Shape(V)})

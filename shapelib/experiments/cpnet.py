@@ -55,12 +55,10 @@ CPNET_YARDSTICK = ("; yardstick: the paper's (mGE as the authors' test code comp
                    "geodesic from the true point to the point of nearest embedding, mean over ordered pairs of "
                    "different chairs, then mean over sets; geodesics by Dijkstra on the cloud's 20-NN graph; clouds at "
                    "unit bounding-box diagonal, the authors' at about 1)")
-#: Notebook 06's synthetic rows use :func:`shapelib.cpnet.mean_geodesic_error`: Algorithm 1 as printed.
-CPNET_SYNTHETIC_YARDSTICK = ("; yardstick: Algorithm 1 as printed (mean over all (p, q) pairs of every set, the p = q "
-                             "zeros included; Dijkstra on the cloud's 16-NN graph; unit bounding-box diagonal) — "
-                             "differs from the paper's (the authors' test code: per set over pairs of different "
-                             "models, then the mean over sets; 20-NN graph), which gives higher values: ×1/(1 − 1/N_M) "
-                             "when every set is on every model")
+#: Notebook 06's synthetic rows: the same yardstick (:func:`shapelib.cpnet.mge`) on procedural families.
+CPNET_SYNTHETIC_YARDSTICK = ("; yardstick: the paper's (mGE as the authors' test code computes it: per correspondence "
+                             "set, mean over ordered pairs of different models, then mean over sets; geodesics by "
+                             "Dijkstra on the cloud's 20-NN graph; unit bounding-box diagonal)")
 #: Notebook 06's pull-only collapse row: the paper argues the collapse, it reports no number.
 CPNET_COLLAPSE_YARDSTICK = ("; yardstick: ours (mean per-dimension standard deviation of the embeddings, after / "
                             "before training) — the paper states the collapse without a number")

@@ -292,9 +292,18 @@ F5_CONFIG = {
 F5_PAPER = {"complex": 99.9, "real": 50.0}
 #: the yardstick words of the Fig. 5 rows (the paper quotes the accuracy in its text; no evaluation code published)
 F5_YARDSTICK = "share of vertices given the right side, mean over test shapes (the paper's measure; its code is not published)"
-#: the yardstick words of the live Table 7 rows: the reference scores faces, pooled over all test shapes
-T7_YARDSTICK = ("share of correctly labelled vertices, mean over test shapes — the paper's is per face, pooled over the "
-                "test shapes (reference experiments/human_segmentation_original: outputs_at='faces', correct / total)")
+#: Table 7 of the paper (human segmentation accuracy %, Maron et al.'s dataset): the ablated variants,
+#: as keyword arguments of :class:`shapelib.diffusion.DiffusionNet`, and the paper's values.
+T7_ABLATIONS = {"no diffusion": dict(diffusion=False), "fixed-time diffusion t = 0.1": dict(fixed_time=0.1),
+                "fixed-time diffusion t = 0.5": dict(fixed_time=0.5), "no gradient features": dict(gradient_features=False),
+                "unlearned gradient features": dict(gradient_mode="identity"), "(full method)": dict()}
+T7_PAPER = {"no diffusion": 31.4, "fixed-time diffusion t = 0.1": 89.1, "fixed-time diffusion t = 0.5": 81.6,
+            "no gradient features": 84.1, "unlearned gradient features": 85.6, "(full method)": 90.6}
+#: the yardstick words of the live Table 7 rows (:func:`shapelib.train.face_accuracy`)
+T7_YARDSTICK = ("the reference code's: share of correctly labelled faces, pooled over the test shapes, a face's "
+                "prediction the arg-max of its three vertices' mean outputs (experiments/human_segmentation_original: "
+                "outputs_at='faces', test() correct / total); the synthetic parts label vertices, so a face takes "
+                "the label of at least two of its vertices")
 F5 = "diffusionnet_orientation_fig5"            # + "_complex" / "_real"
 
 

@@ -48,7 +48,7 @@ def ex06_lambda(sets, inputs, train, held_out, lams=(0.1, 1.0, 10.0), epochs: in
     out = {}
     for lam in lams:
         ev, E_ev, E = _held_out(sets, inputs, _train_pointnet(sets, inputs, train, epochs, width, lam=lam), held_out)
-        out[lam] = {"mGE": cpnet.mean_geodesic_error(ev, E_ev), "spread": cpnet.embedding_spread(E)}
+        out[lam] = {"mGE": cpnet.mge(ev, E_ev), "spread": cpnet.embedding_spread(E)}
     return out
 
 
@@ -64,7 +64,7 @@ def ex06_mining(sets, inputs, train, held_out, epochs: int = 80, width: int = 32
         def on_epoch(epoch, hist):
             if epoch + 1 in checkpoints:
                 ev, E_ev, _ = _held_out(sets, inputs, net, held_out)
-                curve[epoch + 1] = cpnet.mean_geodesic_error(ev, E_ev)
+                curve[epoch + 1] = cpnet.mge(ev, E_ev)
                 net.train()
 
         cpnet.train_embeddings(net, sets, inputs, train, epochs, mining=mining, on_epoch=on_epoch, progress=False)
@@ -74,8 +74,9 @@ def ex06_mining(sets, inputs, train, held_out, epochs: int = 80, width: int = 32
 
 def ex06_constant_push(sets, inputs, train, held_out, epochs: int = 80, width: int = 32, margin: float | None = None) -> dict:
     """06, exercise 3: the geodesic push (Eq. 3) vs a constant margin (default: the mean of Eq. 2's
-    set distances). Held-out mGE over all sets and over the *adjacent* sets (those whose nearest
-    other set is closer than the median nearest-set distance: seat corners next to back corners)."""
+    set distances). Held-out mGE (:func:`shapelib.cpnet.mge`) over all sets and over the *adjacent* sets
+    (those whose nearest other set is closer than the median nearest-set distance: seat corners next to
+    back corners)."""
     D = sets.subset(train).set_distances()
     off = D[D > 0]
     const = np.where(D > 0, float(off.mean()) if margin is None else margin, 0.0)
@@ -84,22 +85,22 @@ def ex06_constant_push(sets, inputs, train, held_out, epochs: int = 80, width: i
     out = {}
     for label, set_dist in (("geodesic push (Eq. 2)", None), (f"constant margin {const.max():.2f}", const)):
         ev, E_ev, _ = _held_out(sets, inputs, _train_pointnet(sets, inputs, train, epochs, width, set_dist=set_dist), held_out)
-        e = cpnet.mge_errors(ev, E_ev)
-        out[label] = {"mGE": float(e["error"].mean()), "mGE adjacent sets": float(e["error"][np.isin(e["set"], adjacent)].mean())}
+        res = cpnet.mge_per_set(ev, E_ev)
+        near = [v for j, v in res["per_set"].items() if j in set(adjacent.tolist())]
+        out[label] = {"mGE": res["mge"], "mGE adjacent sets": float(np.mean(near))}
     return out
 
 
 def ex06_missing_parts(sets, embeddings) -> dict:
-    """06, exercise 4: mGE of the optional sets (absent on some models: a chair's arms) vs the sets
-    every model has — over pairs of *different* models (the p = q terms are 0 and, for a set on
-    fewer models, a larger share of its terms)."""
-    e = cpnet.mge_errors(sets, embeddings)
-    optional = np.flatnonzero(~sets.present.all(0))
-    cross = e["p_model"] != e["q_model"]
-    opt = np.isin(e["set"], optional)
-    names = [sets.set_names[j] if sets.set_names else str(j) for j in optional]
-    return {"optional sets": names, "mGE optional sets": float(e["error"][cross & opt].mean()),
-            "mGE always-present sets": float(e["error"][cross & ~opt].mean())}
+    """06, exercise 4: mGE (the authors' per-set reduction, :func:`shapelib.cpnet.mge_per_set`) of the
+    optional sets (absent on some models: a chair's arms) vs the sets every model has — each the mean of
+    its sets' errors over pairs of different models."""
+    per_set = cpnet.mge_per_set(sets, embeddings)["per_set"]
+    optional = set(np.flatnonzero(~sets.present.all(0)).tolist())
+    opt = [v for j, v in per_set.items() if j in optional]
+    always = [v for j, v in per_set.items() if j not in optional]
+    names = [sets.set_names[j] if sets.set_names else str(j) for j in sorted(optional)]
+    return {"optional sets": names, "mGE optional sets": float(np.mean(opt)), "mGE always-present sets": float(np.mean(always))}
 
 
 def ex06_rotations(sets, nets: dict, k_eig: int = 64, seed: int = 0) -> dict:
@@ -112,9 +113,9 @@ def ex06_rotations(sets, nets: dict, k_eig: int = 64, seed: int = 0) -> dict:
     out = {}
     for name, net in nets.items():
         ops = isinstance(net, cpnet.DiffusionNetEmbed)
-        out[name] = {label: cpnet.mean_geodesic_error(s, cpnet.embed(net, cpnet.prepare_inputs(s, needs_ops=ops, k=k_eig)))
+        out[name] = {label: cpnet.mge(s, cpnet.embed(net, cpnet.prepare_inputs(s, needs_ops=ops, k=k_eig)))
                      for label, s in (("upright", sets), ("rotated", rot))}
-    out["HKS/WKS"] = {label: cpnet.mean_geodesic_error(s, cpnet.spectral_descriptors(s, k=k_eig, progress=False))
+    out["HKS/WKS"] = {label: cpnet.mge(s, cpnet.spectral_descriptors(s, k=k_eig, progress=False))
                       for label, s in (("upright", sets), ("rotated", rot))}
     return out
 
