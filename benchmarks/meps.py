@@ -1,12 +1,13 @@
 """MEPS vs FeaStNet-S: one training step (forward + backward + Adam) and its peak memory.
 
-    python benchmarks/meps.py                 # the paper's set-up (6,890 vertices) + the notebook's quick one
+    python benchmarks/meps.py                 # the paper's set-up (6,890 vertices) + a small quick one
     python benchmarks/meps.py --reps 2 --configs paper
     python benchmarks/meps.py --configs paper --label after --keep   # add rows, keep other labels'
 
 Configurations: ``paper`` — a FAUST-sized point cloud (6,890 points, k = 20, 6,890 labels,
 1,024-d PointNet meta-learner, Lin16+Conv32+Conv64+Conv128+Lin256+Lin6890, M = 9); ``quick`` —
-the notebook's CI setting (300 points, 128 labels, 32–64–64 meta-learner). Each (configuration,
+a small CPU setting (300 points, 128 labels, 32–64–64 meta-learner; notebook 03's quick scale has the
+same sizes with 300 labels, one per point, which changes only the last layer). Each (configuration,
 model, device) runs in its own subprocess so that the CPU peak (``ru_maxrss``, whole process, minus
 the baseline after imports and data set-up) is that step's alone; on CUDA the peak is
 ``torch.cuda.max_memory_allocated``. Step time is the median of ``--reps`` steps after one warm-up,
