@@ -167,3 +167,32 @@ def test_reference_normals_where_the_face_mean_is_undefined():
     n = T4.face_mean_normals(Shape(V[:4], folded))
     assert np.isfinite(n).all() and np.allclose(np.linalg.norm(n, axis=1), 1.0)
     np.testing.assert_allclose(n, T4.face_mean_normals(Shape(V[:4], folded)))   # seeded: the same twice
+
+
+def _toy_record(status="partial", epochs_done=7):
+    from shapelib.experiments.checkpoints import Record
+
+    per = {"tr_reg_080<-tr_reg_081": {"fmap": 3.0, "zoomout": 2.0}, "tr_reg_080<-tr_reg_082": {"fmap": 5.0, "zoomout": 2.4}}
+    summary = {s: {"mean": float(np.mean([r[s] for r in per.values()])), "median": 1.0, "std": 0.5, "n": 2,
+                   "paper": T4.PAPER["faust_xyz"][s]} for s in T4.STAGES}
+    return Record(config=dict(CFG), experiment=T4.T4_TRAIN, status=status, epochs_done=epochs_done,
+                  steps_done=epochs_done * 632, evaluation={"per_shape": per, "summary": summary}, date="2026-12-07",
+                  hardware="x86_64 · 2 cores · 1 torch threads · no GPU", device="cpu")
+
+
+def test_trained_model_is_compared_with_the_authors_weights_on_the_same_pairs():
+    authors = {"per_pair": {"faust_xyz": {"tr_reg_080<-tr_reg_081": {"fmap": 2.0, "zoomout": 1.0},
+                                          "tr_reg_080<-tr_reg_082": {"fmap": 4.0, "zoomout": 3.0},
+                                          "tr_reg_090<-tr_reg_092": {"fmap": 30.0, "zoomout": 30.0}}}}
+    cmp_ = T4.trained_comparison(_toy_record(), authors)
+    # only the record's two pairs count on the authors' side: (2 + 4) / 2, not the third pair's 30
+    assert cmp_["fmap"]["authors"] == pytest.approx(3.0) and cmp_["fmap"]["ratio"] == pytest.approx(4.0 / 3.0)
+    assert cmp_["fmap"]["goal_reached"] is False and cmp_["zoomout"]["goal_reached"] is True  # 2.2 / 2.0 = 1.1
+    rows = T4.trained_rows(_toy_record(), authors)
+    assert [r["paper_value"] for r in rows] == [2.7, 1.9]
+    assert "unfinished run" in rows[0]["quantity"] and "7 of 50 runner epochs" in rows[0]["protocol"]
+    assert "ratio 1.33 (goal ≤ 1.25: not reached)" in rows[0]["ours"] and "(goal ≤ 1.25: reached)" in rows[1]["ours"]
+    assert rows[0]["protocol"].endswith(T4.YARDSTICK) and rows[0]["scale"] == "partial checkpoint"
+    # without the stored authors' run (or with other pairs) there is no ratio, and no claim
+    assert "ratio" not in T4.trained_rows(_toy_record(), {})[0]["ours"]
+    assert T4.trained_comparison(_toy_record(), {"per_pair": {"faust_xyz": {}}})["fmap"]["ratio"] is None
