@@ -549,7 +549,11 @@ FAILED_PAIR = 10.0
 def failed_pairs(rec: dict, weights: str, stage: str = "fmap") -> dict:
     """The pairs of one entry above :data:`FAILED_PAIR`: ``{"pairs", "shapes": {name: count}, "rest_mean",
     "n_rest"}`` — which test shapes they involve and the mean over the other pairs."""
-    rows = rec.get("per_pair", {}).get(weights, {})
+    return _failed_rows(rec.get("per_pair", {}).get(weights, {}), stage)
+
+
+def _failed_rows(rows: dict, stage: str) -> dict:
+    """:func:`failed_pairs` of ``{pair: {stage: error}}``."""
     bad = [p for p, r in rows.items() if r[stage] > FAILED_PAIR]
     shapes = {}
     for p in bad:
@@ -657,6 +661,11 @@ def trained_rows(record=None, authors: dict | None = None) -> list[dict]:
         vs = ("" if cmp_.get("ratio") is None else
               f"; authors' faust_xyz weights on the same pairs {cmp_['authors']:.2f}: ratio {cmp_['ratio']:.2f} "
               f"(goal ≤ {T4_GOAL_RATIO}: {'reached' if cmp_['goal_reached'] else 'not reached'})")
+        f = _failed_rows(record.evaluation.get("per_shape", {}), stage)
+        if f["pairs"]:
+            top = next(iter(f["shapes"]))
+            vs += (f"; {len(f['pairs'])} pairs above {FAILED_PAIR:.0f} ({f['shapes'][top]} of them with {top}), "
+                   f"the other {f['n_rest']} pairs {f['rest_mean']:.2f}")
         label = "network fmap (30x30)" if stage == "fmap" else f"+ ZoomOut (30 -> {ZOOMOUT['k_final']})"
         rows.append(dict(
             quantity=f"Table 4, FAUST: DiffusionNet-xyz {label}, mean geodesic error ×100 (ours, trained by shapelib"

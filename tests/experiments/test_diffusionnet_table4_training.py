@@ -196,3 +196,11 @@ def test_trained_model_is_compared_with_the_authors_weights_on_the_same_pairs():
     # without the stored authors' run (or with other pairs) there is no ratio, and no claim
     assert "ratio" not in T4.trained_rows(_toy_record(), {})[0]["ours"]
     assert T4.trained_comparison(_toy_record(), {"per_pair": {"faust_xyz": {}}})["fmap"]["ratio"] is None
+
+
+def test_trained_rows_name_the_pairs_that_failed_as_a_whole():
+    rec = _toy_record()
+    rec.evaluation["per_shape"]["tr_reg_080<-tr_reg_082"]["fmap"] = 12.0        # above FAILED_PAIR: a wrong map
+    rows = T4.trained_rows(rec, {})
+    assert "1 pairs above 10 (1 of them with tr_reg_080), the other 1 pairs 3.00" in rows[0]["ours"]
+    assert "pairs above" not in rows[1]["ours"]                                  # the ZoomOut maps are all fine
