@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .diffusion import DiffusionNet
+from .diffusion import DiffusionNet, rotation_about
 from .geodesics import geodesic_distances
 from .kernels import knn, nearest
 from .operators import compute_operators
@@ -353,13 +353,10 @@ def mge(sets: CorrespondenceSets, embeddings, backend: str = "auto") -> float:
 def rotate_about_vertical(points, angle: float, axis: int = 1):
     """Points rotated by ``angle`` radians about coordinate ``axis`` through the origin (ShapeNet's
     and KeypointNet's up axis is y, ``axis=1``). Works on numpy arrays and torch tensors."""
-    c, s_ = float(np.cos(angle)), float(np.sin(angle))
-    a, b = [i for i in range(3) if i != axis]
-    R = np.eye(3)
-    R[a, a], R[a, b], R[b, a], R[b, b] = c, -s_, s_, c
+    R = rotation_about(axis, angle, dtype=torch.float64)
     if isinstance(points, torch.Tensor):
-        return points @ torch.as_tensor(R.T, dtype=points.dtype, device=points.device)
-    return np.asarray(points) @ R.T
+        return points @ R.T.to(dtype=points.dtype, device=points.device)
+    return np.asarray(points) @ R.T.numpy()
 
 
 def mean_geodesic_error_loop(sets: CorrespondenceSets, embeddings) -> float:

@@ -225,15 +225,20 @@ def labelling_loss(model, item: dict, n_rows: int | None = None, rotate: bool = 
 
 
 @torch.no_grad()
-def predict_labels(model, item: dict) -> np.ndarray:
-    """``(n,) int`` arg-max label of every vertex (one forward pass in eval mode; the model's
-    previous train/eval mode is restored, so a caller's training loop keeps its dropout)."""
+def _eval_outputs(model, item: dict) -> torch.Tensor:
+    """The model's per-vertex outputs on ``item``: one forward pass in eval mode; the model's previous
+    train/eval mode is restored, so a caller's training loop keeps its dropout."""
     was_training = model.training
     model.eval()
     try:
-        return model(item["x"], item["ops"]).argmax(1).cpu().numpy()
+        return model(item["x"], item["ops"])
     finally:
         model.train(was_training)
+
+
+def predict_labels(model, item: dict) -> np.ndarray:
+    """``(n,) int`` arg-max label of every vertex (:func:`_eval_outputs`)."""
+    return _eval_outputs(model, item).argmax(1).cpu().numpy()
 
 
 def accuracy(model, items: list[dict]) -> float:
@@ -253,7 +258,6 @@ def face_labels(faces, vertex_labels) -> np.ndarray:
     return np.where((a == b) | (a == c), a, np.where(b == c, b, -1))
 
 
-@torch.no_grad()
 def predict_face_labels(model, item: dict) -> np.ndarray:
     """``(m,) int`` arg-max label of every face of ``item["shape"]``: the network's per-vertex
     outputs averaged over the face's three vertices, as DiffusionNet's ``outputs_at='faces'`` does
@@ -262,12 +266,7 @@ def predict_face_labels(model, item: dict) -> np.ndarray:
     shape = item["shape"]
     if shape.faces is None:
         raise ValueError("predict_face_labels needs a mesh: this item's shape has no faces.")
-    was_training = model.training
-    model.eval()
-    try:
-        out = model(item["x"], item["ops"])
-    finally:
-        model.train(was_training)
+    out = _eval_outputs(model, item)
     F = torch.as_tensor(np.asarray(shape.faces), dtype=torch.long, device=out.device)
     return out[F].mean(1).argmax(1).cpu().numpy()
 

@@ -564,6 +564,16 @@ def _failed_rows(rows: dict, stage: str) -> dict:
             "rest_mean": float(np.mean(rest)) if rest else None, "n_rest": len(rest)}
 
 
+def failed_text(f: dict) -> str:
+    """``'; N pairs above 10 (K of them with SHAPE), the other M pairs X'`` for :func:`failed_pairs`'s
+    result, or ``''`` when no pair failed."""
+    if not f["pairs"]:
+        return ""
+    top = next(iter(f["shapes"]))
+    return (f"; {len(f['pairs'])} pairs above {FAILED_PAIR:.0f} ({f['shapes'][top]} of them with {top}), "
+            f"the other {f['n_rest']} pairs {f['rest_mean']:.2f}")
+
+
 def table4_table(rec: dict) -> list[dict]:
     """``[{weights, column, stage, ours, paper, ratio, n_failed, rest_mean}]`` of a record, FAUST
     column then S on F (``n_failed`` pairs above :data:`FAILED_PAIR`, ``rest_mean`` the mean without them)."""
@@ -598,11 +608,7 @@ def report_rows(rec: dict | None = None) -> list[dict]:
     for r in table4_table(rec):
         S = rec["summary"][r["weights"]][r["stage"]]
         within = "" if r["paper"] is None else f"; within 10 % of the paper: {'yes' if abs(r['ratio'] - 1) <= 0.10 else 'no'}"
-        if r["n_failed"]:
-            f = failed_pairs(rec, r["weights"], r["stage"])
-            top = next(iter(f["shapes"]))
-            within += (f"; {r['n_failed']} pairs above {FAILED_PAIR:.0f} ({f['shapes'][top]} of them with {top}), "
-                       f"the other {f['n_rest']} pairs {f['rest_mean']:.2f}")
+        within += failed_text(failed_pairs(rec, r["weights"], r["stage"]))
         stage = "network fmap (30x30)" if r["stage"] == "fmap" else f"+ ZoomOut (30 -> {rec['zoomout']['k_final']})"
         rows.append(dict(
             quantity=f"Table 4, {r['column']}: DiffusionNet-{WEIGHTS[r['weights']][0]} {stage}, mean geodesic error ×100 "
@@ -655,17 +661,13 @@ def trained_rows(record=None, authors: dict | None = None) -> list[dict]:
     budget = (f"{record.steps:,} of the reference's {total:,} steps ({record.epochs_done} of {cfg['epochs']} runner "
               f"epochs = {record.epochs_done / cfg['chunks_per_pass']:.1f} of {cfg['passes']} passes over the 6,320 "
               f"ordered training pairs) on {record.trained_on()}")
-    rows = []
+    rows, comparison = [], trained_comparison(record, authors)
     for stage, S in record.summary().items():
-        cmp_ = trained_comparison(record, authors).get(stage, {})
+        cmp_ = comparison.get(stage, {})
         vs = ("" if cmp_.get("ratio") is None else
               f"; authors' faust_xyz weights on the same pairs {cmp_['authors']:.2f}: ratio {cmp_['ratio']:.2f} "
               f"(goal ≤ {T4_GOAL_RATIO}: {'reached' if cmp_['goal_reached'] else 'not reached'})")
-        f = _failed_rows(record.evaluation.get("per_shape", {}), stage)
-        if f["pairs"]:
-            top = next(iter(f["shapes"]))
-            vs += (f"; {len(f['pairs'])} pairs above {FAILED_PAIR:.0f} ({f['shapes'][top]} of them with {top}), "
-                   f"the other {f['n_rest']} pairs {f['rest_mean']:.2f}")
+        vs += failed_text(_failed_rows(record.evaluation.get("per_shape", {}), stage))
         label = "network fmap (30x30)" if stage == "fmap" else f"+ ZoomOut (30 -> {ZOOMOUT['k_final']})"
         rows.append(dict(
             quantity=f"Table 4, FAUST: DiffusionNet-xyz {label}, mean geodesic error ×100 (ours, trained by shapelib"

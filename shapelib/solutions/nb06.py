@@ -81,12 +81,12 @@ def ex06_constant_push(sets, inputs, train, held_out, epochs: int = 80, width: i
     off = D[D > 0]
     const = np.where(D > 0, float(off.mean()) if margin is None else margin, 0.0)
     nearest_set = np.where(D > 0, D, np.inf).min(1)
-    adjacent = np.flatnonzero(nearest_set < np.median(nearest_set))
+    adjacent = set(np.flatnonzero(nearest_set < np.median(nearest_set)).tolist())
     out = {}
     for label, set_dist in (("geodesic push (Eq. 2)", None), (f"constant margin {const.max():.2f}", const)):
         ev, E_ev, _ = _held_out(sets, inputs, _train_pointnet(sets, inputs, train, epochs, width, set_dist=set_dist), held_out)
         res = cpnet.mge_per_set(ev, E_ev)
-        near = [v for j, v in res["per_set"].items() if j in set(adjacent.tolist())]
+        near = [v for j, v in res["per_set"].items() if j in adjacent]
         out[label] = {"mGE": res["mge"], "mGE adjacent sets": float(np.mean(near))}
     return out
 
