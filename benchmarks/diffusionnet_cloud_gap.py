@@ -10,13 +10,17 @@ one thing against the default (the file's normals, inputs centred at the points'
 into the unit sphere, point-cloud Laplacian and gradient over 30 nearest neighbours as the paper's
 App. C states, no gradient regularisation):
 
-* the input centring (bounding-box centre, as the reference code's ``normalize_positions``),
+* the input centring (bounding-box centre, as the reference script ``sampling_invariance.py`` centres
+  every shape, train and test, through ``normalize_positions(verts, method='bbox')``; or the centre and
+  radius the ORIGINAL test mesh gets as a training input — its area-weighted centroid — handed to the
+  cloud: were the cloud's own mean a different centre, this row would differ from the default),
 * the normals (PCA over 30 neighbours instead of the file's; or the mesh's vertex normals),
 * the gradient regularisation (ε = 1e-5, the reference code's),
 * the neighbourhood size of the cloud operators (20 / 40 instead of 30),
-* and two controls on the ORIGINAL test meshes: mesh operators (the orig column) and the same
-  vertices handed over as a point cloud (cloud operators, mesh normals) — the discretisation kept,
-  only the operators switched.
+* and controls on the ORIGINAL test meshes: mesh operators (the orig column), the same vertices
+  handed over as a point cloud (cloud operators, mesh normals) — the discretisation kept, only the
+  operators switched — and the two halves of that switch alone: the mesh's Laplacian, mass and
+  eigenbasis with the cloud's 30-neighbour gradient, and the cloud's Laplacian with the mesh's gradient.
 
 Error: shapelib's metric (heat-method geodesics on the original test mesh ÷ its diameter, 1,000
 sampled vertices a shape), enough to compare variants; the Table 5 rows use the paper's yardstick.
@@ -25,6 +29,7 @@ Writes benchmarks/results/diffusionnet_cloud_gap.json. One thread.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -59,7 +64,7 @@ def variant_input(name: str, i: int):
             return s, np.arange(s.n_vertices), None, {}
         return Shape(s.vertices, None, normals=s.vertex_normals(), name=s.name + "_as_cloud"), np.arange(s.n_vertices), None, {}
     it = real.faust_remeshed_test("cloud", [i])[0]
-    shape, kw = it.shape, {}
+    shape, kw, x = it.shape, {}, None
     if name == "PCA normals":
         shape = Shape(shape.vertices, None, name=shape.name + "_pca")
     elif name == "mesh vertex normals (nearest vertex)":
@@ -70,13 +75,33 @@ def variant_input(name: str, i: int):
         kw = {"gradient_eps": 1e-5}
     elif name.endswith("-NN"):
         kw = {"n_neighbors": int(name.split("-")[0])}
-    x = centred_inputs(shape, "bbox") if name == "bounding-box centre" else None
+    elif name == MESH_CENTRE:
+        mesh = real.faust_registrations([i])[0].shape
+        c = mesh.vertices - mesh.centered().vertices           # (n, 3) rows all equal to the mesh's centre
+        r = np.linalg.norm(mesh.vertices - c, axis=1).max()
+        x = torch.as_tensor((shape.vertices - c[0]) / r, dtype=torch.float32)
+    if name == "bounding-box centre":
+        x = centred_inputs(shape, "bbox")
     return shape, it.template_index, x, kw
 
 
-VARIANTS = ("cloud: default (file normals, 30-NN)", "bounding-box centre", "PCA normals",
+def variant_operators(name: str, i: int, shape: Shape, k: int, kw: dict):
+    """The operators of a variant; the two hybrid controls take half of them from the mesh of the
+    same vertices (``shape`` is then test shape ``i``'s original vertices as a cloud)."""
+    ops = compute_operators(shape, k=k, **kw)
+    if name not in HYBRIDS:
+        return ops
+    mesh = compute_operators(real.faust_registrations([i])[0].shape, k=k)
+    if name == HYBRIDS[0]:       # the mesh's Laplacian, mass and eigenbasis; the cloud's gradient and frames
+        return dataclasses.replace(mesh, grad_x=ops.grad_x, grad_y=ops.grad_y, frames=ops.frames)
+    return dataclasses.replace(ops, grad_x=mesh.grad_x, grad_y=mesh.grad_y, frames=mesh.frames)
+
+
+MESH_CENTRE = "centre and radius of the original test mesh"
+HYBRIDS = ("orig vertices: mesh Laplacian, cloud gradient", "orig vertices: cloud Laplacian, mesh gradient")
+VARIANTS = ("cloud: default (file normals, 30-NN)", "bounding-box centre", MESH_CENTRE, "PCA normals",
             "mesh vertex normals (nearest vertex)", "gradient eps 1e-5", "20-NN", "40-NN",
-            "orig mesh (mesh operators)", "orig vertices as a cloud (cloud operators)")
+            "orig mesh (mesh operators)", "orig vertices as a cloud (cloud operators)") + HYBRIDS
 
 
 def main(argv=None) -> int:
@@ -91,7 +116,7 @@ def main(argv=None) -> int:
         t0, errors, accuracy = time.time(), [], []
         for i in args.shapes:
             shape, truth, x, kw = variant_input(name, i)
-            ops = compute_operators(shape, k=k, **kw)
+            ops = variant_operators(name, i, shape, k, kw)
             x = input_features(shape, "xyz") if x is None else x
             pred = predict_labels(model, {"x": x, "ops": ops.to_torch("cpu")})
             ev = GeodesicEvaluator(real.faust_registrations([i])[0].shape, truth, n_samples=1000, normalize="diameter")
