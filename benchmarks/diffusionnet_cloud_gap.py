@@ -77,9 +77,9 @@ def variant_input(name: str, i: int):
         kw = {"n_neighbors": int(name.split("-")[0])}
     elif name == MESH_CENTRE:
         mesh = real.faust_registrations([i])[0].shape
-        c = mesh.vertices - mesh.centered().vertices           # (n, 3) rows all equal to the mesh's centre
-        r = np.linalg.norm(mesh.vertices - c, axis=1).max()
-        x = torch.as_tensor((shape.vertices - c[0]) / r, dtype=torch.float32)
+        centred = mesh.centered()                                # about the mesh's area-weighted centroid
+        c = mesh.vertices[0] - centred.vertices[0]
+        x = torch.as_tensor((shape.vertices - c) / np.linalg.norm(centred.vertices, axis=1).max(), dtype=torch.float32)
     if name == "bounding-box centre":
         x = centred_inputs(shape, "bbox")
     return shape, it.template_index, x, kw
