@@ -191,13 +191,29 @@ class Record:
         """Where the model was trained, in words (:func:`trained_on`)."""
         return trained_on(self)
 
+    @property
+    def optimizer_restarts(self) -> list[int]:
+        """The epochs at which the run went on from a committed partial checkpoint's weights, its
+        optimiser's moment estimates restarted from zero (the ``segments`` marked ``resumed_from``;
+        :func:`shapelib.experiments.runner.train`): empty for a run trained without such a break."""
+        return [int(s.get("from_epoch", 0)) for s in self.segments or [] if s.get("resumed_from")]
+
+    def restarts_text(self) -> str:
+        """``'; Adam restarted at epoch 31 (…)'`` for a run with :attr:`optimizer_restarts`, else ``''``:
+        appended wherever a record's training is described, so such a run never reads as uninterrupted."""
+        r = self.optimizer_restarts
+        if not r:
+            return ""
+        return (f"; Adam's moment estimates restarted from zero at epoch{'s' if len(r) > 1 else ''} "
+                f"{', '.join(map(str, r))} (resumed from a committed partial checkpoint)")
+
     def describe(self) -> str:
         """One line: status, how far it trained, how long and where — e.g. ``'complete, epoch 200 of
-        200 (16,000 steps), 11 min on one NVIDIA H200 GPU'``."""
+        200 (16,000 steps), 11 min on one NVIDIA H200 GPU'`` — and any :meth:`restarts_text`."""
         steps = f" ({self.steps_done:,} steps)" if self.steps_done else ""
         wall = f", {self.wall_seconds / 60:.0f} min" if self.wall_seconds is not None else ""
         return (f"{self.status}, epoch {self.epochs_done} of {self.config.get('epochs', '?')}{steps}{wall} "
-                f"on {self.trained_on()}")
+                f"on {self.trained_on()}{self.restarts_text()}")
 
 
 def committed(names) -> dict[str, "Record"]:

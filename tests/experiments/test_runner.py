@@ -206,6 +206,9 @@ def test_a_fresh_clone_resumes_a_partial_run_from_its_committed_checkpoint(ckpt_
     segs = done.segments
     assert [(g["from_epoch"], g["to_epoch"]) for g in segs] == [(0, 1), (1, 2), (2, 4)]
     assert "resumed_from" not in segs[1] and "Adam" in segs[2]["resumed_from"]
+    assert done.optimizer_restarts == [2] and "restarted from zero at epoch 2 " in done.describe(), \
+        "a run resumed from a partial checkpoint says where Adam restarted wherever it is described"
+    assert full.optimizer_restarts == [] and full.restarts_text() == "" and "restarted" not in full.describe()
     assert [e["epoch"] for e in done.progress] == [1, 2]
     assert done.progress[0]["summary"] == pytest.approx(first["evaluation"]["summary"])
     assert done.progress[1]["summary"] == pytest.approx(part.evaluation["summary"])
