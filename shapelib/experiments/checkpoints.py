@@ -207,13 +207,18 @@ class Record:
         return (f"; Adam's moment estimates restarted from zero at epoch{'s' if len(r) > 1 else ''} "
                 f"{', '.join(map(str, r))} (resumed from a committed partial checkpoint)")
 
+    def trained_on_text(self) -> str:
+        """:meth:`trained_on` and any :meth:`restarts_text`: what every description of a record's
+        training says after "on" (:meth:`describe`, the REPORT protocol texts)."""
+        return f"{self.trained_on()}{self.restarts_text()}"
+
     def describe(self) -> str:
         """One line: status, how far it trained, how long and where — e.g. ``'complete, epoch 200 of
         200 (16,000 steps), 11 min on one NVIDIA H200 GPU'`` — and any :meth:`restarts_text`."""
         steps = f" ({self.steps_done:,} steps)" if self.steps_done else ""
         wall = f", {self.wall_seconds / 60:.0f} min" if self.wall_seconds is not None else ""
         return (f"{self.status}, epoch {self.epochs_done} of {self.config.get('epochs', '?')}{steps}{wall} "
-                f"on {self.trained_on()}{self.restarts_text()}")
+                f"on {self.trained_on_text()}")
 
 
 def committed(names) -> dict[str, "Record"]:

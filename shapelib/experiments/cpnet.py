@@ -539,7 +539,7 @@ def report_rows(records: dict | None = None, baselines_record: dict | None = Non
         mean = float(np.mean(vals))
         cfg = runs[0].config
         paper = runs[0].summary("mge").get("paper")
-        budget = f"{runs[0].epochs_done}/{cfg['epochs']} epochs on {runs[0].trained_on()}{runs[0].restarts_text()}"
+        budget = f"{runs[0].epochs_done}/{cfg['epochs']} epochs on {runs[0].trained_on_text()}"
         differs = [DIFFERS["data"], DIFFERS.get(cfg["backbone"], "")]
         if cfg["backbone"] == "DGCNN" and cfg["epochs"] < 400:
             differs.append(f"{cfg['epochs']} of the authors' 400 epochs (CPU budget)")

@@ -229,7 +229,7 @@ def t5_report_rows(records: dict | None = None) -> list[dict]:
     for name, rec in records.items():
         graph = name == T5_GRAPH
         differs = t5_differs(rec)
-        where = f"{rec.epochs_done} epochs on {rec.trained_on()}{rec.restarts_text()}"
+        where = f"{rec.epochs_done} epochs on {rec.trained_on_text()}"
         protocol = ("paper" if not differs else "reduced: " + "; ".join(differs)) + f" ({where})"
         if graph:
             protocol = "baseline, not in the paper: the same network and training, graph Laplacian of the mesh edges; " + protocol

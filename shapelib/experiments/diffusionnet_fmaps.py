@@ -660,7 +660,7 @@ def trained_rows(record=None, authors: dict | None = None) -> list[dict]:
     total = cfg["epochs"] * T4_PAIRS_PER_PASS // cfg["chunks_per_pass"]
     budget = (f"{record.steps:,} of the reference's {total:,} steps ({record.epochs_done} of {cfg['epochs']} runner "
               f"epochs = {record.epochs_done / cfg['chunks_per_pass']:.1f} of {cfg['passes']} passes over the 6,320 "
-              f"ordered training pairs) on {record.trained_on()}{record.restarts_text()}")
+              f"ordered training pairs) on {record.trained_on_text()}")
     rows, comparison = [], trained_comparison(record, authors)
     for stage, S in record.summary().items():
         cmp_ = comparison.get(stage, {})

@@ -306,7 +306,7 @@ def trained_rows(record: Record | None = None) -> list[dict]:
             quantity=f"{TRAINED} {record.experiment}), {label}", paper=paper, ours=ours,
             data=f"real: FAUST_r, trained on 000–079 ({shapes}), tested on 080–099 "
                  f"(full resolution); record of {record.date}",
-            protocol=(f"reduced: {budget} on {record.trained_on()}{record.restarts_text()} (authors' code: 10 "
+            protocol=(f"reduced: {budget} on {record.trained_on_text()} (authors' code: 10 "
                       f"epochs over its 3,160 pairs i < j, 31,600 steps), width {cfg['width']}"
                       + ("" if faces is None else ", decimated training shapes") + f", {settings}"
                       + ("" if S["n"] == n_all else f"; {S['n']} of the {n_all} test pairs") + yardstick),

@@ -437,8 +437,7 @@ def report_rows(record=None) -> list[dict]:
     stats = table1_stats(record)
     cfg = record.config
     protocol = (f"reduced: auto-decoder (latent {cfg['latent_dim']}, widths {tuple(cfg['widths'])}) self-fitted on the "
-                f"{cfg['n_train']} real chairs, {record.steps_done:,} Adam steps on {record.trained_on()}"
-                f"{record.restarts_text()} (paper: IM-Net gf 128, "
+                f"{cfg['n_train']} real chairs, {record.steps_done:,} Adam steps on {record.trained_on_text()} (paper: IM-Net gf 128, "
                 "256-d, thousands of chairs); cross-fit baselines instead of ShapeFlow / MeshODE; "
                 f"{cfg['n_eval']} samples per shape; all ordered pairs of the 6 labelled chairs instead of 100 random test pairs"
                 + DIFM_YARDSTICK)

@@ -50,7 +50,7 @@ def test_summary_goal_and_report_rows_follow_the_per_pair_numbers(E):
         best = min(S["arm_to_noarm"][f"cd_part_{m}"]["mean"] for m in ("none", "free", "rigid"))
         assert g["reached"] is better and np.isclose(g["gap_cd_part"], S["arm_to_noarm"]["cd_part_ours"]["mean"] - best)
         rec = types.SimpleNamespace(evaluation={"stats": S}, config=registry.get(E.NAME).config, steps_done=1000,
-                                    trained_on=lambda: "1 CPU thread", restarts_text=lambda: "")
+                                    trained_on_text=lambda: "1 CPU thread")
         rows = E.report_rows(rec)
         assert len(rows) == 2 * (4 + 1)
         ours = [r for r in rows if r["quantity"].endswith(E.METHOD_TITLES["ours"])]
