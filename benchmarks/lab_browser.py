@@ -10,7 +10,8 @@ selenium, runs "Run All" (JupyterLab's own command) and records:
 
 * the wall time of Run All, and whether any cell raised;
 * a screenshot of every interactive 3-D view (plotly) -> ``benchmarks/results/lab_browser_NN_view_K.png``,
-  and whether the drawn shape touches the border of its view (a cropped shape does);
+  and whether the drawn shape touches the border of its view (a cropped shape does); a view that is
+  not drawn within 120 s is recorded as ``"visible": false`` (and printed), not a crash of the run;
 * that no solution is visible after Run All: no open solution block, and none of the text of the
   solution functions (``shapelib.solutions``) on screen;
 * the scale line printed by the first code cell.
@@ -182,15 +183,18 @@ def solution_texts() -> list[str]:
 
 
 def run_one(driver, port: int, token: str, name: str, timeout: int, shots: Path) -> dict:
-    from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(f"http://127.0.0.1:{port}/lab/tree/{name}?token={token}")
+    driver.get(f"http://127.0.0.1:{port}/lab/tree/{name}?reset&token={token}")   # reset: no restored tabs
+    # the notebook asked for, not a tab the restored workspace still shows (JupyterLab reopens the
+    # notebooks of the previous page), with its kernel idle
     WebDriverWait(driver, 180).until(lambda d: d.execute_script(
         "const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
-        "return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.status === 'idle');"))
+        "return !!(w && w.context && w.context.path === arguments[0] && w.sessionContext"
+        " && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle');", name))
     t0 = time.perf_counter()
     driver.execute_script(RUN_ALL_JS)
     res = WebDriverWait(driver, timeout, poll_frequency=2).until(
@@ -214,12 +218,17 @@ def run_one(driver, port: int, token: str, name: str, timeout: int, shots: Path)
         sensitive = any(t in opened for t in SECRETS)
         driver.execute_script("document.querySelector('details.shapelib-solution').open = false")
     # every 3-D view
-    views = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea .js-plotly-plot")
+    views = driver.execute_script(       # this notebook's views only (other open tabs are hidden)
+        "return Array.from(window.jupyterapp.shell.currentWidget.node.querySelectorAll('.jp-OutputArea .js-plotly-plot'));")
     shots.mkdir(parents=True, exist_ok=True)
     view_info = []
     for k, el in enumerate(views):
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
-        WebDriverWait(driver, 120).until(EC.visibility_of(el))   # a loaded machine draws slowly
+        try:
+            WebDriverWait(driver, 120).until(EC.visibility_of(el))   # a loaded machine draws slowly
+        except TimeoutException:                  # recorded as a failed view; the other notebooks still run
+            view_info.append({"file": None, "visible": False, "touches_border": None})
+            continue
         time.sleep(2)
         png = shots / f"lab_browser_{name.split('_')[0]}_view_{k}.png"
         el.screenshot(str(png))
@@ -255,8 +264,10 @@ def main(argv=None) -> int:
             r = run_one(driver, port, token, name, args.timeout, OUT)
             results.append(r)
             crop = [v["file"] for v in r["views"] if v.get("touches_border")]
+            hidden = sum(1 for v in r["views"] if v.get("visible") is False)
             print(f"{'ok' if r['run_all_ok'] else 'FAILED'} in {r['seconds']:.0f} s at scale {r['scale']}; "
-                  f"{len(r['views'])} 3-D view(s){', cropped: ' + ', '.join(crop) if crop else ''}; "
+                  f"{len(r['views'])} 3-D view(s){', cropped: ' + ', '.join(crop) if crop else ''}"
+                  f"{f', NOT VISIBLE within 120 s: {hidden}' if hidden else ''}; "
                   f"solutions: {r['solution_blocks']} closed block(s), {r['solution_blocks_open']} open, "
                   f"{len(r['solution_text_visible'])} solution line(s) visible", flush=True)
             for e in r["errors"]:

@@ -20,7 +20,7 @@ from ..cache import disk_cache
 from ..data import real
 from ..diffusion import DiffusionNet, rotation_about
 from ..geodesics import exact_geodesic_matrix, exact_pair_distances, geodesic_distances
-from ..metrics import GeodesicEvaluator, table5_geodesic_matrix
+from ..metrics import GeodesicEvaluator, table5_errors, table5_geodesic_matrix
 from ..train import farthest_point_sampling, labelling_loss, predict_labels, prepare
 from . import checkpoints, report
 from .checkpoints import Record
@@ -180,11 +180,15 @@ def _t5_yardstick(model, cfg, device, subset=None, diameter: float | None = None
     geodesic distance to the true one ON THE TEMPLATE tr_reg_000, ÷ the template's geodesic diameter
     (the maximum of its exact all-pairs matrix), ×100, with the errors of all test shapes of a
     discretisation pooled before the mean. (:func:`_t5_evaluate` measures on each original test mesh
-    with heat-method geodesics, ÷ an estimated diameter, mean per shape then over shapes.) Only the
-    wrong vertices need a distance (:func:`shapelib.geodesics.exact_pair_distances`); ``diameter``:
-    the template's (computed from the cached all-pairs matrix when not given, ~13 min once)."""
+    with heat-method geodesics, ÷ an estimated diameter, mean per shape then over shapes.)
+    ``diameter`` not given: the template's all-pairs matrix is loaded (cached on disk; ~13 min to build
+    once) and every error is read from it, as the reference reads it (:func:`shapelib.metrics.table5_errors`).
+    ``diameter`` given (a check of one shape without the 190 MB matrix): only the wrong vertices get a
+    distance, each solved exactly (:func:`shapelib.geodesics.exact_pair_distances`), the same distances
+    up to the reference's symmetrising of its matrix."""
     template = real.faust_registrations([0])[0].shape
-    diameter = float(table5_geodesic_matrix(template).max()) if diameter is None else float(diameter)
+    D = table5_geodesic_matrix(template) if diameter is None else None
+    diameter = float(D.max()) if D is not None else float(diameter)
     per_shape, pooled = {}, {}
     for idx in tqdm(real.FAUST_TEST, desc="Table 5 test subjects (paper yardstick)", leave=False):
         for kind in T5_KINDS:
@@ -194,7 +198,8 @@ def _t5_yardstick(model, cfg, device, subset=None, diameter: float | None = None
             err = np.zeros(len(gt))
             wrong = pred != gt
             if wrong.any():
-                err[wrong] = exact_pair_distances(template, gt[wrong], pred[wrong]) / diameter
+                err[wrong] = (table5_errors(D, pred[wrong], gt[wrong]) if D is not None else
+                              exact_pair_distances(template, gt[wrong], pred[wrong]) / diameter)
             pooled.setdefault(kind, []).append(err)
             per_shape[f"{kind}/{idx:03d}"] = {"error_x100": round(100 * float(err.mean()), 5), "n_vertices": int(len(gt))}
     summary = {kind: {"mean": round(100 * float(np.concatenate(v).mean()), 4), "n": len(v),

@@ -431,7 +431,8 @@ def plot_test_pairs(record: Record):
     ax[0].set(xlabel="training step", ylabel="mean loss per epoch")
     ax[0].grid(alpha=0.3)
     ax[0].xaxis.set_major_locator(plt.MaxNLocator(4))
-    ax[0].set_title(f"{record.steps:,} steps, {record.wall_seconds / 60:.0f} min on {record.trained_on()}", fontsize=9)
+    restarts = "".join(f"\nAdam restarted at step {e * cfg['epoch_size']:,}" for e in record.optimizer_restarts)
+    ax[0].set_title(f"{record.steps:,} steps, {record.wall_seconds / 60:.0f} min on {record.trained_on()}{restarts}", fontsize=9)
     rng = np.random.default_rng(0)
     labels = {"features": "nearest learned\nfeature", "layer": f"network output\n(diff. ZoomOut\nlayer {cfg['k_init']}→{kf})",
               "zoomout": f"+ hard ZoomOut\n{cfg['k_init']}→{kf}"}
@@ -579,7 +580,7 @@ def learning_curve_text(record: Record) -> str:
     features' mean at each evaluated step, and where the learning rate was lowered."""
     cfg = record.config
     lines = [f"{record.experiment} ({record.status}, {record.steps:,} of {cfg['epochs'] * cfg['epoch_size']:,} steps, "
-             f"{record.trained_on()}):",
+             f"{record.trained_on_text()}):",
              f"  {'step':>7} {'+ ZoomOut mean':>15} {'median':>7} {'90 %':>6} {'mirror share':>13} {'features mean':>14}"]
     for r, f in zip(learning_curve(record, "zoomout"), learning_curve(record, "features")):
         lines.append(f"  {r['steps']:>7,} {r['mean']:15.2f} {r['median']:7.2f} {r['p90']:6.2f} "

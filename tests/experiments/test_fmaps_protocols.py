@@ -99,3 +99,25 @@ def test_lr_drop_steps_turn_the_drop_epochs_into_steps():
     cfg = {"lr": 1.0, "epoch_size": 3, "decay_every": 2, "decay": 0.5}
     assert lr_drop_steps(Record(config=cfg, epochs_done=7)) == [6, 12, 18]
     assert lr_drop_steps(Record(config={**cfg, "min_lr": 0.3}, epochs_done=7)) == [6, 12]   # floored at 0.25 -> 0.3
+
+
+def test_the_learning_curve_of_a_resumed_run_names_its_optimizer_restart():
+    """The committed whole-budget run went on from its epoch-162 partial checkpoint with a fresh Adam:
+    notebook 04's learning-curve table and its figure title both say so (at step 162 × 100), and the
+    short run, trained without a break, says nothing of a restart."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from shapelib.experiments.fmaps import learning_curve_text, plot_test_pairs
+
+    full = checkpoints.committed(["fmaps_faust_r_unsupervised_full_decimated"])["fmaps_faust_r_unsupervised_full_decimated"]
+    short = checkpoints.committed(["fmaps_faust_r_unsupervised"])["fmaps_faust_r_unsupervised"]
+    assert full.optimizer_restarts == [162], full.optimizer_restarts
+    assert "restarted from zero at epoch 162" in learning_curve_text(full).splitlines()[0]
+    assert "restarted" not in learning_curve_text(short)
+    step = 162 * full.config["epoch_size"]
+    for record, expect in ((full, f"Adam restarted at step {step:,}"), (short, None)):
+        fig = plot_test_pairs(record)
+        title = fig.axes[0].get_title()
+        plt.close(fig)
+        assert (expect in title) if expect else ("restarted" not in title), title
