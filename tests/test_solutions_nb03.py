@@ -1,12 +1,16 @@
 """Notebook 03's exercise solutions at small sizes (synthetic humans): each gives the outcome its
-exercise text announces. One small labelling task (100 points, 16 labels, 15 epochs, k = 8) is large
-enough that the orderings are clear and small enough to train in about a second a model."""
+exercise text announces. One small labelling task (100 points, 16 labels, 15 epochs, k = 8) trains in
+about a second a model; at that size one run moves by ±10 points from one training seed to the next
+(MEPS: 39-65 % over seeds 0-4 on one build of the synthetic humans, 51-74 % on another: pymeshlab's
+isotropic remeshing of the humanoid template gave 3,011 vertices in one venv and 3,005 in another with
+the same wheels at another path), so each ordering is asserted on the mean over five training seeds."""
+import numpy as np
 import pytest
 
 from shapelib import data, solutions
 from shapelib.meps import label_set, prepare, train_relation
 
-EPOCHS, WIDTHS = 15, (8, 16, 16)
+EPOCHS, WIDTHS, SEEDS = 15, (8, 16, 16), tuple(range(5))
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +35,17 @@ def task(collection):
 def test_ex03_equal_compute(task):
     t = task
     out = solutions.ex03_equal_compute(t["P_train"], t["P_test"], t["L"].labels, t["L"].n_labels, epochs=EPOCHS,
-                                       meta_widths=WIDTHS)
+                                       meta_widths=WIDTHS, seeds=SEEDS)
     # the cost the exercise is about: an epoch of MEPS buys FeaStNet-S more than one epoch (about 2-3
     # measured, wall-clock on one thread; only "more" is asserted: a busy machine moves the ratio)
     assert out["epochs for equal time"] > EPOCHS, out
-    assert out["MEPS"] > out["FeaStNet-S, same epochs"] + 5, "at equal epochs MEPS leads (the paper's comparison)"
+    assert out["MEPS"] > out["FeaStNet-S, same epochs"] + 5, f"at equal epochs MEPS leads (the paper's comparison): {out}"
 
 
 def test_ex03_shared_gap(task):
     t = task
     out = solutions.ex03_shared_gap(t["P_train"], t["P_test"], t["L"].labels, t["L"].n_labels, epochs=EPOCHS,
-                                    meta_widths=WIDTHS)
+                                    meta_widths=WIDTHS, seeds=SEEDS)
     assert out["MEPS"] > out["shared f (§3.3)"] + 10, f"generated weights beat one shared weight set: {out}"
 
 
@@ -50,7 +54,7 @@ def test_ex03_exact_labels(collection):
     # still near chance); at 30 the denser cloud is already ahead
     out = solutions.ex03_exact_labels([collection[i].shape.vertices for i in range(3)],
                                       [collection[i].shape.vertices for i in (3, 4)], collection[0].shape.vertices,
-                                      sizes=(40, 160), epochs=2 * EPOCHS, meta_widths=WIDTHS, k=8)
+                                      sizes=(40, 160), epochs=2 * EPOCHS, meta_widths=WIDTHS, k=8, seeds=SEEDS)
     assert list(out) == [40, 160]
     assert out[160] > 20 * 100 / 160, f"exact labels are learnt, far above chance (0.6 %): {out}"
     assert out[160] > out[40], f"not the drop one might guess: denser clouds, more specific signatures: {out}"
@@ -58,11 +62,16 @@ def test_ex03_exact_labels(collection):
 
 def test_ex03_rotations(task):
     t = task
-    models = {name: train_relation(rel, t["P_train"], t["L"].n_labels, EPOCHS, meta_widths=WIDTHS, progress=False)[0]
-              for name, rel in (("FeaStNet-S", "feast"), ("MEPS", "meps"))}
-    out = solutions.ex03_rotations(models, t["test"], t["L"].labels, degrees=60, k=8)
-    drop = {name: acc["upright"] - acc["rotated 60°"] for name, acc in out.items()}
-    assert drop["MEPS"] > drop["FeaStNet-S"] >= 0, f"the meta-learner reads raw xyz: MEPS loses more: {out}"
+    drops = {"FeaStNet-S": [], "MEPS": []}
+    for seed in SEEDS:
+        models = {name: train_relation(rel, t["P_train"], t["L"].n_labels, EPOCHS, meta_widths=WIDTHS, seed=seed,
+                                       progress=False)[0] for name, rel in (("FeaStNet-S", "feast"), ("MEPS", "meps"))}
+        out = solutions.ex03_rotations(models, t["test"], t["L"].labels, degrees=60, k=8)
+        for name, acc in out.items():
+            drops[name].append(acc["upright"] - acc["rotated 60°"])
+    drop = {name: float(np.mean(d)) for name, d in drops.items()}
+    # over seeds 0-4, FeaStNet-S's drop averages -0.3 / 4.5 points on the two builds above, MEPS's 11.4 / 14.9
+    assert drop["MEPS"] > drop["FeaStNet-S"] + 5, f"the meta-learner reads raw xyz: MEPS loses more: {drops}"
 
 
 def test_ex03_refinement(humans):
