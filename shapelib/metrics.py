@@ -361,18 +361,24 @@ def table5_geodesic_matrix(template: Shape, cache: bool = True, progress: bool =
     return D
 
 
-def table5_errors(D: np.ndarray, pred_labels, gt_labels) -> np.ndarray:
+def table5_errors(D: np.ndarray, pred_labels, gt_labels, diameter: float | None = None) -> np.ndarray:
     """Per-vertex Table 5 errors of one test shape, NOT ×100: ``D[pred, gt] / max(D)``
     (``geometry.py`` ``geodesic_label_errors``, l. 770–774, ``normalization='diameter'`` as
     ``sampling_invariance.py`` l. 215 calls it). ``D`` : the template's all-pairs matrix
-    (:func:`table5_geodesic_matrix`); labels : ``(n,) int`` template vertex per test vertex."""
+    (:func:`table5_geodesic_matrix`); labels : ``(n,) int`` template vertex per test vertex.
+    ``diameter`` : ``D.max()`` when the caller already has it (scoring many shapes against the
+    47M-entry template matrix, each ``max`` costs seconds); it must be that maximum."""
     pred, gt = _index_array(pred_labels, "pred_labels"), _index_array(gt_labels, "gt_labels")
     if pred.shape != gt.shape:
         raise ValueError(f"pred_labels and gt_labels need one entry per test vertex, got {pred.shape} and {gt.shape}.")
     n = D.shape[0]
     if pred.size and (min(pred.min(), gt.min()) < 0 or max(pred.max(), gt.max()) >= n):
         raise IndexError(f"labels must be template vertices in [0, {n}).")
-    return D[pred, gt].astype(np.float64) / float(D.max())
+    if diameter is None:
+        diameter = float(D.max())
+    elif not np.isfinite(diameter) or diameter <= 0:
+        raise ValueError(f"diameter must be the matrix's (positive, finite) maximum, got {diameter}.")
+    return D[pred, gt].astype(np.float64) / float(diameter)
 
 
 def table5_scores(D: np.ndarray, results) -> dict:
@@ -382,8 +388,9 @@ def table5_scores(D: np.ndarray, results) -> dict:
     ``results`` : iterable of ``(kind, pred_labels, gt_labels)``, one per test shape
     (kinds ``orig, iso, qes, mc, dense, cloud``)."""
     pooled: dict = {}
+    diameter = float(D.max())
     for kind, pred, gt in results:
-        pooled.setdefault(kind, []).append(table5_errors(D, pred, gt))
+        pooled.setdefault(kind, []).append(table5_errors(D, pred, gt, diameter))
     return {k: 100.0 * float(np.concatenate(v).mean()) for k, v in pooled.items()}
 
 

@@ -160,6 +160,10 @@ def test_table5_pools_all_vertices_of_a_kind():
         metrics.table5_errors(D3, [0, 1], [0])
     with pytest.raises(IndexError):
         metrics.table5_errors(D3, [3], [0])
+    # the caller's maximum, read once, gives the same errors; a bad one is refused
+    np.testing.assert_allclose(metrics.table5_errors(D3, *a[1:], diameter=2.0), [0, 0.75, 0])
+    with pytest.raises(ValueError, match="maximum"):
+        metrics.table5_errors(D3, *a[1:], diameter=0.0)
 
 
 def test_table5_matrix_is_exact_symmetric_and_filled(monkeypatch, tmp_path):

@@ -198,7 +198,7 @@ def _t5_yardstick(model, cfg, device, subset=None, diameter: float | None = None
             err = np.zeros(len(gt))
             wrong = pred != gt
             if wrong.any():
-                err[wrong] = (table5_errors(D, pred[wrong], gt[wrong]) if D is not None else
+                err[wrong] = (table5_errors(D, pred[wrong], gt[wrong], diameter) if D is not None else
                               exact_pair_distances(template, gt[wrong], pred[wrong]) / diameter)
             pooled.setdefault(kind, []).append(err)
             per_shape[f"{kind}/{idx:03d}"] = {"error_x100": round(100 * float(err.mean()), 5), "n_vertices": int(len(gt))}
