@@ -45,6 +45,7 @@ def test_committed_checkpoint_reproduces_its_record(name):
 YARDSTICK_CHECK = {"diffusionnet_faust_table5": ("orig/080", lambda Y: {"diameter": Y["diameter"]}),
                    "diffusionnet_faust_table5_graph": ("orig/080", lambda Y: {"diameter": Y["diameter"]}),
                    "diffusionnet_faust_table5_seed1": ("cloud/080", lambda Y: {"diameter": Y["diameter"]}),
+                   "diffusionnet_faust_table5_reference_operators": ("cloud/080", lambda Y: {"diameter": Y["diameter"]}),
                    "fmaps_faust_r_unsupervised": ("tr_reg_080<-tr_reg_081", lambda Y: {"geodesics": "exact_pairs"}),
                    "fmaps_faust_r_unsupervised_full_decimated": ("tr_reg_080<-tr_reg_081",
                                                                  lambda Y: {"geodesics": "exact_pairs"})}

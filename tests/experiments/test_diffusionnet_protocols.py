@@ -54,3 +54,59 @@ def test_table5_rows_say_what_differs_from_the_paper():
     assert [r["paper_value"] for r in rows[:5]] == list(pd.T5_PAPER.values())
     assert all(r["paper_value"] is None and r["protocol"].startswith("baseline") for r in rows[5:])
     assert pd.t5_report_rows({"diffusionnet_faust_table5": small})[0]["protocol"].startswith("reduced: width 128")
+
+
+def test_reference_operator_variant_builds_the_reference_scripts_cloud_operators(real_data):
+    """``diffusionnet_faust_table5_reference_operators`` sees each shape as the reference Table 5
+    script does: the stored reference cloud (tests/fixtures/diffusionnet_reference/make_cloud_fixture.py,
+    the same 800 points of tr_reg_cloud_080 normalised by the reference's own normalize_positions('bbox')
+    and given to its compute_operators with the file normals) is reproduced — coordinates, inputs,
+    mass and spectrum — from the raw points by t5_prepare."""
+    from pathlib import Path
+
+    from shapelib import Shape
+    from shapelib.data import real
+    from shapelib.experiments.diffusionnet import T5_REFOPS, t5_prepare
+
+    d = np.load(Path(__file__).resolve().parents[1] / "fixtures" / "diffusionnet_reference" / "reference_cloud.npz")
+    cloud = real.faust_remeshed_test("cloud", [80])[0].shape
+    keep = np.sort(np.random.default_rng(0).choice(cloud.n_vertices, len(d["verts"]), replace=False))
+    raw = Shape(cloud.vertices[keep], None, normals=cloud.normals[keep], name="cloud080_800")
+    cfg = {**registry.get(T5_REFOPS).config, "k_eig": 32}
+    assert cfg["gradient_eps"] == 1e-5 and cfg["operators"] == "reference"
+    item = t5_prepare([raw], None, cfg, progress=False)[0]
+    np.testing.assert_allclose(item["shape"].vertices, d["verts"], atol=1e-6,
+                               err_msg="bbox centring / unit-radius scaling differs from normalize_positions")
+    np.testing.assert_allclose(item["x"].numpy(), d["verts"], atol=1e-6, err_msg="the inputs are not the normalised points")
+    np.testing.assert_allclose(item["shape"].vertex_normals(), d["normals"], atol=1e-6, err_msg="file normals not kept")
+    np.testing.assert_allclose(item["ops"]["M"].numpy(), d["mass"], rtol=1e-4, err_msg="mass differs from the reference's")
+    np.testing.assert_allclose(item["ops"]["evals"].numpy()[1:], d["evals"][1:], rtol=1e-4,
+                               err_msg="spectrum differs from the reference's")
+
+
+def test_reference_operator_variant_meshes_are_bbox_centred_with_face_mean_normals(small_human):
+    """On meshes the reference variant centres at the bounding-box middle, scales to largest radius 1,
+    stores the face-mean normals, and regularises the gradient by eps (a different operator than
+    shapelib's default, which the default configuration keeps)."""
+    from shapelib.experiments.diffusionnet import T5_CONFIG, T5_REFOPS_CONFIG, reference_t5_shape, t5_prepare
+    from shapelib.experiments.diffusionnet_fmaps import face_mean_normals
+
+    shape = small_human.scaled(1.7).transformed(translation=[0.3, -2.0, 5.0])
+    ref = reference_t5_shape(shape)
+    lo, hi = ref.vertices.min(0), ref.vertices.max(0)
+    np.testing.assert_allclose((lo + hi) / 2, 0, atol=1e-12, err_msg="not centred at the bounding-box middle")
+    assert np.linalg.norm(ref.vertices, axis=1).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(ref.normals, face_mean_normals(ref), err_msg="not the reference's face-mean normals")
+    cfg = {**T5_REFOPS_CONFIG, "k_eig": 16}
+    a = t5_prepare([shape], None, cfg, progress=False)[0]
+    b = t5_prepare([shape], None, {**T5_CONFIG, "k_eig": 16}, progress=False)[0]
+    np.testing.assert_allclose(a["x"].numpy(), ref.vertices.astype(np.float32))
+    assert not np.allclose(a["x"].numpy(), b["x"].numpy(), atol=1e-4), "the default inputs are centred at the centroid"
+    from shapelib.operators import compute_operators
+    want = compute_operators(ref, k=16, gradient_eps=1e-5).grad_x.toarray()
+    unregularised = compute_operators(ref, k=16, gradient_eps=0.0).grad_x.toarray()
+    np.testing.assert_allclose(a["ops"]["grad_x"].to_dense().numpy(), want, atol=1e-4 * np.abs(want).max(),
+                               err_msg="the gradient is not solved with the reference's eps")
+    assert np.abs(want - unregularised).max() > 1e-3 * np.abs(want).max(), "eps 1e-5 should change this gradient"
+    with pytest.raises(ValueError, match="choose 'shapelib' or 'reference'"):
+        t5_prepare([shape], None, {**cfg, "operators": "mine"}, progress=False)
