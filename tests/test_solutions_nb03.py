@@ -50,14 +50,20 @@ def test_ex03_shared_gap(task):
 
 
 def test_ex03_exact_labels(collection):
+    """Every point its own class: 4x the points is 4x the classes and a quarter of the chance level, yet
+    the accuracy does not fall in step. Which of two sizes is ahead is not asserted: at this size it is
+    seed noise (per-seed accuracies 17-38 % at 40 points, 19-36 % at 160; means 27.0 and 27.0 on one
+    machine, and 62 % vs 48 % with 10 training shapes). Measured margins for the assertion below:
+    27.0 > 13.5, and 48 > 31 with 10 training shapes."""
     # every point its own class needs more epochs than patch labels (at 15 the 160-class model is
-    # still near chance); at 30 the denser cloud is already ahead
+    # still near chance)
     out = solutions.ex03_exact_labels([collection[i].shape.vertices for i in range(3)],
                                       [collection[i].shape.vertices for i in (3, 4)], collection[0].shape.vertices,
                                       sizes=(40, 160), epochs=2 * EPOCHS, meta_widths=WIDTHS, k=8, seeds=SEEDS)
     assert list(out) == [40, 160]
     assert out[160] > 20 * 100 / 160, f"exact labels are learnt, far above chance (0.6 %): {out}"
-    assert out[160] > out[40], f"not the drop one might guess: denser clouds, more specific signatures: {out}"
+    assert out[160] > out[40] / 2, \
+        f"not the drop one might guess: chance falls 4x, the accuracy by less than half: {out}"
 
 
 def test_ex03_rotations(task):

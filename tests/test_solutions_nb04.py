@@ -76,20 +76,27 @@ def training():
 
 
 def test_ex04_consistency_loss(training):
+    """Exercise 5's mechanics. Which run maps better after ZoomOut is not asserted: in runs this short it
+    is seed noise (on four noisy copies, 6 steps: 0.95 / 0.85, 0.96 / 0.96, 0.98 / 0.92 with / without
+    for seeds 0-2; 20 steps: 0.90 / 1.03, 0.91 / 0.92, 0.96 / 0.96), and so is the residual the term
+    penalises (lower with the term in 3 of 8 runs of 6-12 steps), as the exercise text tells students."""
     off = FmapTrainConfig.paper(w_consist=(0, 0))
     assert off.consistency_weight(0.0) == off.consistency_weight(0.7) == 0, "w_consist=(0, 0) switches the term off"
     t = training
-    # median over four noisy copies of a test shape: on the translated copy the features' map is already
-    # exact and ZoomOut moves both runs' maps by noise alone (0.113 both on one build of the synthetic
-    # humans); here the median after ZoomOut was 0.83 vs 1.00 and 1.14 vs 1.25 on two builds
     out = solutions.ex04_consistency_loss(t["train"], t["noisy_test"], t["noisy_evaluators"], cfg=t["cfg"], n_steps=6,
                                           width=16, refine_every=2)
     assert set(out) == {"with consistency", "without"}
     for r in out.values():
-        assert r["feature Dirichlet energy"] > 0, out
-    # the announced outcome: the term teaches maps that stay right when ZoomOut refines them
-    assert out["with consistency"]["+ ZoomOut"] < out["without"]["+ ZoomOut"], \
-        f"with the consistency term the map after ZoomOut should be better: {out}"
+        assert r["feature Dirichlet energy"] > 0 and r["consistency residual"] >= 0, out
+    # same seed, same pairs, same steps: only the term tells the two runs apart, so it reaches the gradient
+    w, wo = out["with consistency"], out["without"]
+    assert abs(w["feature Dirichlet energy"] - wo["feature Dirichlet energy"]) > 1e-6 * wo["feature Dirichlet energy"], \
+        f"the consistency term changed nothing in training: {out}"
+    # and both runs learn: the untrained network's map after ZoomOut is ~30x worse (32.6 against ~0.9)
+    from shapelib.solutions import nb04
+    untrained = nb04._fmap_errors(nb04._fmap_net(t["train"], t["cfg"], 0, 16, 2), t["noisy_test"],
+                                  t["noisy_evaluators"], t["cfg"])["+ ZoomOut"]
+    assert max(w["+ ZoomOut"], wo["+ ZoomOut"]) < 0.2 * untrained, f"six steps already learn a map: {untrained}, {out}"
 
 
 def test_ex04_paper_vs_code(training):
