@@ -185,19 +185,30 @@ def fit(model: torch.nn.Module, items: Sequence, loss_fn: Callable, epochs: int,
 
 
 def prepare(items, labels=None, kind: str = "xyz", k: int = 128, method: str = "auto", device=None,
-            progress: bool = True, desc: str = "operators") -> list[dict]:
+            progress: bool = True, desc: str = "operators", *, transform=None, gradient_eps: float = 0.0,
+            normalize_xyz: bool = True) -> list[dict]:
     """Precompute operators and input features for a list of `Shape` or data `Item` objects.
 
     labels : None, an attribute name of the items (``'template_index'``, ``'parts'``) or a
         function ``item -> (n,) int``. kind : input features, ``'xyz'`` or ``'hks'``.
     method : Laplacian (``'auto'``; ``'graph'`` for the connectivity-only baseline).
+    transform : ``shape -> shape`` applied to each shape first (e.g. another normalisation); the
+        returned ``shape`` is the transformed one, labels are still read from the item.
+    gradient_eps : regularisation of the gradient solve (:func:`~shapelib.operators.compute_operators`).
+    normalize_xyz : ``False`` takes the (transformed) coordinates as the xyz inputs as they are,
+        instead of centring them and scaling them into the unit sphere.
     Returns dicts with ``shape``, ``item``, ``x``, ``ops`` (torch), ``y`` (long tensor or None).
     """
     out = []
     for it in tqdm(items, desc=desc, disable=not progress, leave=False):
         shape = getattr(it, "shape", it)
-        ops = compute_operators(shape, k=k, method=method)
-        x = input_features(shape if kind == "xyz" else ops, kind, device=device)
+        if transform is not None:
+            shape = transform(shape)
+        ops = compute_operators(shape, k=k, method=method, gradient_eps=gradient_eps)
+        if kind == "xyz" and not normalize_xyz:
+            x = torch.as_tensor(shape.vertices, dtype=torch.float32, device=device)
+        else:
+            x = input_features(shape if kind == "xyz" else ops, kind, device=device)
         if labels is None:
             y = None
         else:

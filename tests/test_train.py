@@ -65,3 +65,25 @@ def test_fit_resumed_from_weights_alone_runs_at_the_schedules_rate(schedule):
     whole = lrs()
     assert len(set(whole)) > 1, "the schedule changes the rate"
     assert lrs({"epoch": 3, "optimizer": None, "scheduler": None, "loss": [0.0] * 3}) == pytest.approx(whole[3:])
+
+
+def test_prepare_takes_a_transform_and_coordinates_as_given():
+    """prepare's transform reaches operators and inputs (labels still from the item); normalize_xyz=False
+    keeps the transformed coordinates, the default centres them in the unit sphere; gradient_eps
+    reaches the gradient operators."""
+    from types import SimpleNamespace
+
+    from shapelib import Shape
+    from shapelib.train import prepare
+
+    rng = np.random.default_rng(0)
+    shape = Shape(rng.normal(size=(200, 3)) + 5.0)
+    item = SimpleNamespace(shape=shape, y=np.arange(200) % 4)
+    scale = lambda s: s.copy(vertices=2.0 * s.vertices)          # noqa: E731
+    raw = prepare([item], "y", k=8, progress=False, transform=scale, normalize_xyz=False, gradient_eps=1e-2)[0]
+    np.testing.assert_allclose(raw["x"].numpy(), 2.0 * shape.vertices, rtol=1e-6)
+    assert torch.equal(raw["y"], torch.as_tensor(item.y)) and np.allclose(raw["shape"].vertices, 2.0 * shape.vertices)
+    unit = prepare([item], "y", k=8, progress=False, transform=scale)[0]["x"]
+    assert abs(float(unit.mean(0).abs().max())) < 1e-5 and abs(float(unit.norm(dim=1).max()) - 1.0) < 1e-5
+    plain = prepare([item], "y", k=8, progress=False, transform=scale)[0]["ops"]
+    assert not torch.allclose(raw["ops"]["grad_x"].to_dense(), plain["grad_x"].to_dense()), "gradient_eps ignored"

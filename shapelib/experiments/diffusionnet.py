@@ -21,11 +21,10 @@ from ..data import real
 from ..diffusion import DiffusionNet, rotation_about
 from ..geodesics import exact_geodesic_matrix, exact_pair_distances, geodesic_distances
 from ..metrics import GeodesicEvaluator, table5_errors, table5_geodesic_matrix
-from ..operators import compute_operators
 from ..train import farthest_point_sampling, labelling_loss, predict_labels, prepare
 from . import checkpoints, report
 from .checkpoints import Record
-from .diffusionnet_fmaps import face_mean_normals
+from .diffusionnet_fmaps import with_face_mean_normals
 from .registry import Protocol, register
 from .scoring import summary_stats
 
@@ -68,10 +67,7 @@ def reference_t5_shape(shape):
     area-weighted normals."""
     v = shape.vertices - (shape.vertices.max(0) + shape.vertices.min(0)) / 2
     v = v / np.linalg.norm(v, axis=1).max()
-    if not shape.is_mesh:
-        return shape.copy(vertices=v)
-    s = shape.copy(vertices=v, normals=None)
-    return s.copy(normals=face_mean_normals(s))
+    return shape.copy(vertices=v) if not shape.is_mesh else with_face_mean_normals(shape.copy(vertices=v))
 
 
 def t5_prepare(shapes, labels, cfg, device=None, progress: bool = True, desc: str = "operators") -> list[dict]:
@@ -80,19 +76,13 @@ def t5_prepare(shapes, labels, cfg, device=None, progress: bool = True, desc: st
     (:func:`reference_t5_shape`), its operators with the reference's gradient regularisation
     (``cfg["gradient_eps"]``, ``geometry.py`` l. 233), and its normalised coordinates themselves as
     the inputs; otherwise shapelib's defaults (:func:`~shapelib.train.prepare`)."""
-    if cfg.get("operators", "shapelib") == "shapelib":
-        return prepare(shapes, labels, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device,
-                       progress=progress, desc=desc)
-    if cfg["operators"] != "reference":
-        raise ValueError(f"cfg['operators'] = {cfg['operators']!r}: choose 'shapelib' or 'reference'.")
-    out = []
-    for it in tqdm(shapes, desc=desc, disable=not progress, leave=False):
-        shape = reference_t5_shape(getattr(it, "shape", it))
-        ops = compute_operators(shape, k=cfg["k_eig"], method=cfg["laplacian"], gradient_eps=cfg["gradient_eps"])
-        y = None if labels is None else torch.as_tensor(np.asarray(getattr(it, labels)), dtype=torch.long, device=device)
-        out.append({"shape": shape, "item": it, "x": torch.as_tensor(shape.vertices, dtype=torch.float32, device=device),
-                    "ops": ops.to_torch(device), "y": y, "kind": "xyz"})
-    return out
+    operators = cfg.get("operators", "shapelib")
+    if operators not in ("shapelib", "reference"):
+        raise ValueError(f"cfg['operators'] = {operators!r}: choose 'shapelib' or 'reference'.")
+    as_reference = (dict(transform=reference_t5_shape, gradient_eps=cfg["gradient_eps"], normalize_xyz=False)
+                    if operators == "reference" else {})
+    return prepare(shapes, labels, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device, progress=progress,
+                   desc=desc, **as_reference)
 
 
 def _t5_items(cfg, device):

@@ -198,7 +198,13 @@ def reference_shape(shape):
     :func:`face_mean_normals` stored (so :func:`~shapelib.operators.compute_operators` builds the
     reference's tangent frames)."""
     v = shape.vertices - shape.vertices.mean(0)
-    s = shape.copy(vertices=v / np.sqrt(shape.area()), normals=None)
+    return with_face_mean_normals(shape.copy(vertices=v / np.sqrt(shape.area())))
+
+
+def with_face_mean_normals(shape):
+    """The mesh ``shape`` with :func:`face_mean_normals` stored in place of any normals it had (its
+    file's or shapelib's area-weighted ones): what the reference computes when given none."""
+    s = shape.copy(normals=None)
     return s.copy(normals=face_mean_normals(s))
 
 
