@@ -4,6 +4,7 @@
     python -m shapelib.experiments train [NAME ...]           # train (resumes an unfinished run, or a
                                                               #   committed partial checkpoint in a fresh clone)
     python -m shapelib.experiments train NAME --max-minutes 60  # stop cleanly after an hour (resumable)
+    python -m shapelib.experiments train NAME --stop-epoch 18   # ... or after epoch 18 (to compare runs there)
     python -m shapelib.experiments train NAME --nproc 2       # data-parallel: torchrun, 2 processes (GPUs)
     python -m shapelib.experiments evaluate NAME              # re-evaluate a committed checkpoint
     python -m shapelib.experiments evaluate NAME --write      # ... and store the result in its record
@@ -54,11 +55,13 @@ def _time_steps(model, items, loss_fn, n: int = 3) -> float:
 
 
 def train(name: str, resume: bool = True, device=None, max_minutes: float | None = None, show_progress: bool = True,
-          train_more: bool = True, evaluate: bool = True, world: distributed.World | None = None) -> Record | None:
+          train_more: bool = True, evaluate: bool = True, world: distributed.World | None = None,
+          stop_epoch: int | None = None) -> Record | None:
     """Train protocol ``name`` (resuming its unfinished run when ``resume``: from its saved state,
     or, without one, from its committed partial checkpoint — :func:`_state_from_partial`), save every epoch,
     and write the final checkpoint and record. Returns the record (``status`` says whether the
-    run is ``complete`` or ``partial``, stopped by ``max_minutes``). ``train_more=False`` only
+    run is ``complete`` or ``partial``, stopped by ``max_minutes`` or after epoch ``stop_epoch``: a state
+    to compare with another run at the same epoch, resumable like any other). ``train_more=False`` only
     evaluates the saved unfinished run and writes it as a ``partial`` checkpoint (the run can
     still be resumed later). ``evaluate=False`` trains and keeps the saved state without
     evaluating (returns None): a run trained on one machine (a GPU) can be evaluated and written
@@ -74,10 +77,10 @@ def train(name: str, resume: bool = True, device=None, max_minutes: float | None
             held.enter_context(checkpoints.run_lock(name))
 
         world.on_main(lock)                       # rank 0 holds it; a refusal ends every process
-        return _train(name, resume, device, max_minutes, show_progress, train_more, evaluate, world)
+        return _train(name, resume, device, max_minutes, show_progress, train_more, evaluate, world, stop_epoch)
 
 
-def _train(name, resume, device, max_minutes, show_progress, train_more, evaluate, world) -> Record | None:
+def _train(name, resume, device, max_minutes, show_progress, train_more, evaluate, world, stop_epoch=None) -> Record | None:
     proto = get(name)
     ok, why = proto.available()
     if not ok:
@@ -102,7 +105,12 @@ def _train(name, resume, device, max_minutes, show_progress, train_more, evaluat
         raise CheckpointError(f"{name}: no unfinished run to finalise: train it first (make train MODEL={name}).")
     loss_curve = list(state["loss"]) if state else []
     n_items = state.get("n_items", cfg.get("n_train")) if state else None
-    if train_more and done < cfg["epochs"]:
+    if stop_epoch is not None and not 0 < stop_epoch:
+        raise CheckpointError(f"{name}: stop_epoch={stop_epoch}: give an epoch of 1 to {cfg['epochs']}.")
+    last = cfg["epochs"] if stop_epoch is None else min(stop_epoch, cfg["epochs"])
+    if train_more and done >= last and last < cfg["epochs"]:
+        say(f"{name}: already at epoch {done} (asked to stop after {stop_epoch}): nothing to train", flush=True)
+    if train_more and done < last:
         items = proto.train_items(cfg, device)
         loss_fn = proto.loss(cfg)
         n_items = min(len(items), cfg.get("epoch_size") or len(items))   # items per epoch
@@ -131,7 +139,8 @@ def _train(name, resume, device, max_minutes, show_progress, train_more, evaluat
                                           "hardware": machine, "device": str(device), "segments": segments + [sitting],
                                           "config_json": json.dumps(checkpoints.jsonable(cfg), sort_keys=True),
                                           "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
-            return max_minutes is not None and elapsed > 60 * max_minutes and st["epoch"] < cfg["epochs"]
+            out_of_time = max_minutes is not None and elapsed > 60 * max_minutes
+            return (out_of_time or st["epoch"] >= last) and st["epoch"] < cfg["epochs"]
 
         resume_state = None if state is None else {k: state[k] for k in ("epoch", "optimizer", "scheduler", "loss")}
         loss_curve = fit(model, items, loss_fn, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0),
@@ -322,6 +331,7 @@ def evaluate_state(name: str, device="cpu", subset=None, log: bool = True) -> di
     model = model.to(device).eval()
     epoch = int(state["epoch"])
     out = {"epoch": epoch, "epochs": proto.config["epochs"], "steps": _steps(epoch, state.get("n_items"), proto.config),
+           "loss_curve": [float(x) for x in state.get("loss") or []],
            "wall_seconds": float(state.get("wall_seconds", 0.0)), "hardware": state.get("hardware"),
            "device": state.get("device"), "evaluation": proto.evaluate(model, proto.config, torch.device(device), subset)}
     if log and subset is None:
@@ -346,6 +356,8 @@ def main(argv=None) -> int:
     tr.add_argument("names", nargs="*")
     tr.add_argument("--restart", action="store_true", help="ignore a saved unfinished run and start from scratch")
     tr.add_argument("--max-minutes", type=float, default=None, help="stop cleanly (resumable) after this long")
+    tr.add_argument("--stop-epoch", type=int, default=None,
+                    help="stop cleanly (resumable) after this epoch: a state to compare with another run's at the same epoch")
     tr.add_argument("--device", default=None)
     tr.add_argument("--finalize", action="store_true",
                     help="evaluate the saved run and write its checkpoint (partial if unfinished), no more training")
@@ -407,6 +419,7 @@ def _launch(args, nproc: int) -> int:
     distributed.check_devices(nproc, args.device)
     argv = ["train", *args.names, *(["--restart"] if args.restart else []),
             *(["--max-minutes", str(args.max_minutes)] if args.max_minutes is not None else []),
+            *(["--stop-epoch", str(args.stop_epoch)] if args.stop_epoch is not None else []),
             *(["--device", args.device] if args.device else []), *(["--train-only"] if args.train_only else [])]
     cmd = distributed.launch_command(nproc, argv, args.torchrun_args)
     print("launching: " + " ".join(cmd), flush=True)
@@ -441,7 +454,7 @@ def _run(ap, args) -> int:
                     print(f"skipping {name}: {why}", flush=True)
                 continue
             train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
-                  train_more=not args.finalize, evaluate=not args.train_only, world=world)
+                  train_more=not args.finalize, evaluate=not args.train_only, world=world, stop_epoch=args.stop_epoch)
         distributed.leave()           # (after an error a process just ends: torchrun stops the others)
         return 0
     if (args.out or args.no_log) and not args.state:

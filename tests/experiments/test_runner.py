@@ -220,3 +220,20 @@ def test_a_fresh_clone_resumes_a_partial_run_from_its_committed_checkpoint(ckpt_
                                                              toy_loss, toy_eval, ["s0"]))
     with pytest.raises(checkpoints.CheckpointError, match=r"another config:\n  lr: 0.005 expected"):
         runner.train("toy", show_progress=False)
+
+
+def test_a_run_stops_after_the_asked_epoch_and_goes_on_from_there(ckpt_dir, toy):
+    """--stop-epoch: the state stops at that epoch (no checkpoint with --train-only), a second call with the
+    same stop trains nothing, evaluate_state carries the loss curve, and the run then completes as an
+    uninterrupted one would."""
+    assert runner.main(["train", "toy", "--stop-epoch", "2", "--train-only"]) == 0
+    assert checkpoints.load_state("toy")["epoch"] == 2 and checkpoints.available() == []
+    runner.train("toy", stop_epoch=2, evaluate=False, show_progress=False)         # already there: nothing to do
+    assert checkpoints.load_state("toy")["epoch"] == 2
+    peek = runner.evaluate_state("toy", log=False)
+    assert len(peek["loss_curve"]) == 2 and all(np.isfinite(peek["loss_curve"]))
+    with pytest.raises(checkpoints.CheckpointError, match="stop_epoch=0"):
+        runner.train("toy", stop_epoch=0, show_progress=False)
+    done = runner.train("toy", show_progress=False)
+    assert done.status == "complete" and done.epochs_done == 4
+    np.testing.assert_allclose(done.loss_curve[:2], peek["loss_curve"], rtol=1e-6)
