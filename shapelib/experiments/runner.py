@@ -455,7 +455,7 @@ def _run(ap, args) -> int:
                 continue
             train(name, resume=not args.restart, device=args.device, max_minutes=args.max_minutes,
                   train_more=not args.finalize, evaluate=not args.train_only, world=world, stop_epoch=args.stop_epoch)
-        distributed.leave()           # (after an error a process just ends: torchrun stops the others)
+        distributed.leave()           # ends a torchrun worker here (after an error a process just ends: torchrun stops the others)
         return 0
     if (args.out or args.no_log) and not args.state:
         ap.error("--out and --no-log go with --state (an unfinished run's saved state)")
