@@ -311,15 +311,18 @@ def reproduce_record(name: str, subset=None, device="cpu") -> tuple[dict, float]
     return live, drift
 
 
-def evaluate_state(name: str, device="cpu", subset=None, log: bool = True) -> dict:
+def evaluate_state(name: str, device="cpu", subset=None, log: bool = True, yardstick: bool = False) -> dict:
     """Evaluate the unfinished run of ``name`` from its saved state (``NAME.state.pt``), on the whole
     test set or ``subset``: how far a long, resumable run has got. Refuses a state saved under
     another config. Returns ``{"epoch", "steps", "wall_seconds", "hardware", "device", "evaluation"}``.
     Writes no checkpoint and leaves the state as it is, so the run can be resumed afterwards; a
     whole-test-set evaluation (``log=True``) adds one line to the run's progress log
     (:func:`shapelib.experiments.checkpoints.log_progress`), which the record of the finished run carries as
-    ``progress``: the test error along the training."""
+    ``progress``: the test error along the training. ``yardstick=True`` also scores the state by the
+    paper's own yardstick (as :func:`rescore` scores a committed model), under ``"paper_yardstick"``."""
     proto = get(name)
+    if yardstick and proto.yardstick is None:
+        raise CheckpointError(f"{name}: its protocol has no paper yardstick to score by.")
     state = checkpoints.load_state(name)
     if state is None:
         raise CheckpointError(
@@ -334,6 +337,8 @@ def evaluate_state(name: str, device="cpu", subset=None, log: bool = True) -> di
            "loss_curve": [float(x) for x in state.get("loss") or []],
            "wall_seconds": float(state.get("wall_seconds", 0.0)), "hardware": state.get("hardware"),
            "device": state.get("device"), "evaluation": proto.evaluate(model, proto.config, torch.device(device), subset)}
+    if yardstick:
+        out["paper_yardstick"] = proto.yardstick(model, proto.config, torch.device(device), subset)
     if log and subset is None:
         checkpoints.log_progress(name, _progress_entry(epoch, out["steps"], out["wall_seconds"], out["evaluation"]))
     return out
@@ -377,6 +382,8 @@ def main(argv=None) -> int:
                     help="evaluate the unfinished run's saved state instead (no checkpoint; the run can be resumed; "
                          "the result is added to the run's progress log, which the finished run's record keeps)")
     ev.add_argument("--out", default=None, help="with --state: also write the result to this JSON file")
+    ev.add_argument("--yardstick", action="store_true",
+                    help="with --state: also score the state by the paper's own yardstick (as rescore does)")
     ev.add_argument("--no-log", action="store_true",
                     help="with --state: do not add the result to the run's progress log (NAME.progress.jsonl)")
     rs = sub.add_parser("rescore", help="score a committed checkpoint by its paper's own yardstick (exact geodesics, "
@@ -457,17 +464,20 @@ def _run(ap, args) -> int:
                   train_more=not args.finalize, evaluate=not args.train_only, world=world, stop_epoch=args.stop_epoch)
         distributed.leave()           # ends a torchrun worker here (after an error a process just ends: torchrun stops the others)
         return 0
-    if (args.out or args.no_log) and not args.state:
-        ap.error("--out and --no-log go with --state (an unfinished run's saved state)")
+    if (args.out or args.no_log or args.yardstick) and not args.state:
+        ap.error("--out, --no-log and --yardstick go with --state (an unfinished run's saved state)")
     if args.state:
         if args.write:
             ap.error("--state writes nothing into the records: use --out FILE to keep its result")
-        out = evaluate_state(args.name, log=not args.no_log)
+        out = evaluate_state(args.name, log=not args.no_log, yardstick=args.yardstick)
         print(f"{args.name}: saved state at epoch {out['epoch']}/{out['epochs']} ({out['steps']} steps, "
               f"{out['wall_seconds'] / 3600:.1f} h on {out['hardware'] or '?'}): {out['evaluation']['summary']}")
+        if args.yardstick:
+            print(f"{args.name}, paper's yardstick: {out['paper_yardstick']['summary']}")
         if args.out:
             with open(args.out, "w") as f:
-                json.dump(checkpoints.jsonable({"experiment": args.name, "date": checkpoints.now(), **out}), f, indent=1)
+                json.dump(checkpoints.jsonable({"experiment": args.name, "date": checkpoints.now(),
+                                                "git_commit": checkpoints.git_commit(), **out}), f, indent=1)
             print(f"wrote {args.out}")
         return 0
     out = reevaluate(args.name, write=args.write)

@@ -1,4 +1,5 @@
 """The runner: resumable training, evaluation of saved states, sittings and fresh-clone resumes."""
+import dataclasses
 import json
 import re
 
@@ -237,3 +238,20 @@ def test_a_run_stops_after_the_asked_epoch_and_goes_on_from_there(ckpt_dir, toy)
     done = runner.train("toy", show_progress=False)
     assert done.status == "complete" and done.epochs_done == 4
     np.testing.assert_allclose(done.loss_curve[:2], peek["loss_curve"], rtol=1e-6)
+
+
+def test_a_saved_state_is_scored_by_the_paper_yardstick_on_request(ckpt_dir, toy, monkeypatch, tmp_path):
+    """evaluate --state --yardstick: the state scored by the protocol's yardstick as rescore scores a
+    committed model, written with the commit it was scored at; refused with a message where the protocol has none."""
+    runner.train("toy", stop_epoch=1, evaluate=False, show_progress=False)
+    with pytest.raises(checkpoints.CheckpointError, match="no paper yardstick"):
+        runner.evaluate_state("toy", yardstick=True)
+    doubled = lambda model, cfg, device, subset=None: {**toy_eval(model, cfg, device, subset), "yardstick": "2x"}  # noqa: E731
+    monkeypatch.setitem(registry._PROTOCOLS, "toy", dataclasses.replace(toy, yardstick=doubled))
+    out = tmp_path / "state.json"
+    assert runner.main(["evaluate", "toy", "--state", "--yardstick", "--no-log", "--out", str(out)]) == 0
+    stored = json.loads(out.read_text())
+    assert stored["paper_yardstick"]["yardstick"] == "2x" and stored["epoch"] == 1 and "git_commit" in stored
+    assert stored["paper_yardstick"]["summary"] == pytest.approx(stored["evaluation"]["summary"])
+    with pytest.raises(SystemExit):
+        runner.main(["evaluate", "toy", "--yardstick"])            # only with --state
