@@ -110,3 +110,31 @@ def test_reference_operator_variant_meshes_are_bbox_centred_with_face_mean_norma
     assert np.abs(want - unregularised).max() > 1e-3 * np.abs(want).max(), "eps 1e-5 should change this gradient"
     with pytest.raises(ValueError, match="choose 'shapelib' or 'reference'"):
         t5_prepare([shape], None, {**cfg, "operators": "mine"}, progress=False)
+
+
+def test_gradient_eps_alone_is_stored_beside_the_reference_operator_run_at_epoch_18():
+    """results/diffusionnet_table5_gradient_eps_epoch18.json: diffusionnet_faust_table5_gradient_eps stopped at
+    epoch 18 (make train MODEL=... TRAIN_ARGS="--stop-epoch 18 --train-only"; python -m shapelib.experiments
+    evaluate NAME --state --yardstick --out FILE), all 100 test shapes by both metrics. Its summary is the
+    mean of its rows; the reference-operator record keeps its own epoch-18 evaluation (same seed) to set
+    beside it; the README quotes both."""
+    from pathlib import Path
+
+    from shapelib.experiments.diffusionnet import T5_EPS, T5_KINDS, T5_REFOPS
+
+    root = checkpoints.directory().parent.parent
+    rec = json.loads((root / "results" / "diffusionnet_table5_gradient_eps_epoch18.json").read_text())
+    assert rec["experiment"] == T5_EPS and rec["epoch"] == 18 and rec["steps"] == 18 * 80 and len(rec["loss_curve"]) == 18
+    for kind in T5_KINDS:
+        rows = [v["error_x100"] for k, v in rec["evaluation"]["per_shape"].items() if k.startswith(kind + "/")]
+        assert len(rows) == 20 and rec["evaluation"]["summary"][kind]["mean"] == pytest.approx(np.mean(rows), abs=1e-3)
+        assert rec["paper_yardstick"]["summary"][kind]["n"] == 20
+    ref = checkpoints.load_record(T5_REFOPS)
+    at18 = [p for p in ref.progress if p["epoch"] == 18]
+    assert at18 and ref.config["seed"] == 0, "the reference-operator run's epoch-18 evaluation, same seed"
+    readme = Path(root / "README.md").read_text()
+    ours = " / ".join(f"{rec['evaluation']['summary'][k]['mean']:.2f}" for k in T5_KINDS)
+    theirs = " / ".join(f"{at18[0]['summary'][k]['mean']:.2f}" for k in T5_KINDS)
+    yard = " / ".join(f"{rec['paper_yardstick']['summary'][k]['mean']:.2f}" for k in T5_KINDS)
+    for text in (ours, theirs, yard):
+        assert text in readme, f"the README should quote {text}"
