@@ -83,7 +83,7 @@ def test_prepare_takes_a_transform_and_coordinates_as_given():
     raw = prepare([item], "y", k=8, progress=False, transform=scale, normalize_xyz=False, gradient_eps=1e-2)[0]
     np.testing.assert_allclose(raw["x"].numpy(), 2.0 * shape.vertices, rtol=1e-6)
     assert torch.equal(raw["y"], torch.as_tensor(item.y)) and np.allclose(raw["shape"].vertices, 2.0 * shape.vertices)
-    unit = prepare([item], "y", k=8, progress=False, transform=scale)[0]["x"]
+    plain = prepare([item], "y", k=8, progress=False, transform=scale)[0]
+    unit = plain["x"]
     assert abs(float(unit.mean(0).abs().max())) < 1e-5 and abs(float(unit.norm(dim=1).max()) - 1.0) < 1e-5
-    plain = prepare([item], "y", k=8, progress=False, transform=scale)[0]["ops"]
-    assert not torch.allclose(raw["ops"]["grad_x"].to_dense(), plain["grad_x"].to_dense()), "gradient_eps ignored"
+    assert not torch.allclose(raw["ops"]["grad_x"].to_dense(), plain["ops"]["grad_x"].to_dense()), "gradient_eps ignored"

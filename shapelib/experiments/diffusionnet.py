@@ -80,10 +80,10 @@ def t5_prepare(shapes, labels, cfg, device=None, progress: bool = True, desc: st
     operators = cfg.get("operators", "shapelib")
     if operators not in ("shapelib", "reference"):
         raise ValueError(f"cfg['operators'] = {operators!r}: choose 'shapelib' or 'reference'.")
-    as_reference = (dict(transform=reference_t5_shape, gradient_eps=cfg["gradient_eps"], normalize_xyz=False)
-                    if operators == "reference" else {"gradient_eps": cfg.get("gradient_eps", 0.0)})
+    how = (dict(transform=reference_t5_shape, gradient_eps=cfg["gradient_eps"], normalize_xyz=False)
+           if operators == "reference" else {"gradient_eps": cfg.get("gradient_eps", 0.0)})
     return prepare(shapes, labels, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device, progress=progress,
-                   desc=desc, **as_reference)
+                   desc=desc, **how)
 
 
 def _t5_items(cfg, device):

@@ -245,8 +245,8 @@ def leave() -> None:
     ``destroy_process_group`` aborted there now and then ("terminate called without an active
     exception", SIGABRT with no Python frame left: in 4 of 12 runs of tests/experiments/test_distributed.py
     on a busy 2-core machine, none of 8 since), which torchrun reports as a failed run although every
-    file was written. So the
-    streams are flushed and the worker exits at once with status 0. Does nothing outside torchrun."""
+    file was written. So the streams are flushed and the worker exits at once with status 0. Does
+    nothing outside torchrun."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

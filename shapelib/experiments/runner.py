@@ -86,6 +86,8 @@ def _train(name, resume, device, max_minutes, show_progress, train_more, evaluat
     if not ok:
         raise CheckpointError(f"cannot train {name}: {why}.")
     cfg = proto.config
+    if stop_epoch is not None and not 0 < stop_epoch:   # before any work
+        raise CheckpointError(f"{name}: stop_epoch={stop_epoch}: give an epoch of 1 to {cfg['epochs']}.")
     if world.size > 1:
         distributed.check_batch(name, cfg, world.size)
         device = world.device
@@ -105,8 +107,6 @@ def _train(name, resume, device, max_minutes, show_progress, train_more, evaluat
         raise CheckpointError(f"{name}: no unfinished run to finalise: train it first (make train MODEL={name}).")
     loss_curve = list(state["loss"]) if state else []
     n_items = state.get("n_items", cfg.get("n_train")) if state else None
-    if stop_epoch is not None and not 0 < stop_epoch:
-        raise CheckpointError(f"{name}: stop_epoch={stop_epoch}: give an epoch of 1 to {cfg['epochs']}.")
     last = cfg["epochs"] if stop_epoch is None else min(stop_epoch, cfg["epochs"])
     if train_more and done >= last and last < cfg["epochs"]:
         say(f"{name}: already at epoch {done} (asked to stop after {stop_epoch}): nothing to train", flush=True)
@@ -314,7 +314,8 @@ def reproduce_record(name: str, subset=None, device="cpu") -> tuple[dict, float]
 def evaluate_state(name: str, device="cpu", subset=None, log: bool = True, yardstick: bool = False) -> dict:
     """Evaluate the unfinished run of ``name`` from its saved state (``NAME.state.pt``), on the whole
     test set or ``subset``: how far a long, resumable run has got. Refuses a state saved under
-    another config. Returns ``{"epoch", "steps", "wall_seconds", "hardware", "device", "evaluation"}``.
+    another config. Returns ``{"epoch", "epochs", "steps", "loss_curve", "wall_seconds", "hardware", "device",
+    "evaluation"}`` (and ``"paper_yardstick"``, below).
     Writes no checkpoint and leaves the state as it is, so the run can be resumed afterwards; a
     whole-test-set evaluation (``log=True``) adds one line to the run's progress log
     (:func:`shapelib.experiments.checkpoints.log_progress`), which the record of the finished run carries as
