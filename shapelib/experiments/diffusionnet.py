@@ -65,9 +65,16 @@ def reference_t5_shape(shape):
     of their file (l. 112–113). shapelib's default instead centres the inputs at the centroid
     (:func:`~shapelib.diffusion.input_features`) and builds operators on the raw shape with
     area-weighted normals."""
+    s = bbox_unit_shape(shape)
+    return s if not s.is_mesh else with_face_mean_normals(s)
+
+
+def bbox_unit_shape(shape):
+    """``shape`` centred at the middle of its bounding box and scaled to largest radius 1, the
+    reference script's ``normalize_positions(verts, method='bbox')`` (``geometry.py`` l. 635–652),
+    its normals left as they are (the centring of :func:`reference_t5_shape` alone)."""
     v = shape.vertices - (shape.vertices.max(0) + shape.vertices.min(0)) / 2
-    v = v / np.linalg.norm(v, axis=1).max()
-    return shape.copy(vertices=v) if not shape.is_mesh else with_face_mean_normals(shape.copy(vertices=v))
+    return shape.copy(vertices=v / np.linalg.norm(v, axis=1).max())
 
 
 def t5_prepare(shapes, labels, cfg, device=None, progress: bool = True, desc: str = "operators") -> list[dict]:
@@ -75,13 +82,16 @@ def t5_prepare(shapes, labels, cfg, device=None, progress: bool = True, desc: st
     them. ``cfg["operators"] == "reference"``: each shape as the reference script sees it
     (:func:`reference_t5_shape`), its operators with the reference's gradient regularisation
     (``cfg["gradient_eps"]``, ``geometry.py`` l. 233), and its normalised coordinates themselves as
-    the inputs; otherwise shapelib's defaults (:func:`~shapelib.train.prepare`), with the gradient solve
+    the inputs; ``"bbox"``: the reference's centring and scale alone (:func:`bbox_unit_shape`, shapelib's
+    normals); otherwise shapelib's defaults (:func:`~shapelib.train.prepare`). The gradient solve is
     regularised by ``cfg["gradient_eps"]`` when the config sets one."""
     operators = cfg.get("operators", "shapelib")
-    if operators not in ("shapelib", "reference"):
-        raise ValueError(f"cfg['operators'] = {operators!r}: choose 'shapelib' or 'reference'.")
-    how = (dict(transform=reference_t5_shape, gradient_eps=cfg["gradient_eps"], normalize_xyz=False)
-           if operators == "reference" else {"gradient_eps": cfg.get("gradient_eps", 0.0)})
+    transforms = {"shapelib": None, "reference": reference_t5_shape, "bbox": bbox_unit_shape}
+    if operators not in transforms:
+        raise ValueError(f"cfg['operators'] = {operators!r}: choose one of {', '.join(map(repr, transforms))}.")
+    how = {"gradient_eps": cfg.get("gradient_eps", 0.0)}
+    if transforms[operators] is not None:
+        how.update(transform=transforms[operators], normalize_xyz=False)
     return prepare(shapes, labels, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device, progress=progress,
                    desc=desc, **how)
 
@@ -242,6 +252,7 @@ T5, T5_GRAPH = "diffusionnet_faust_table5", "diffusionnet_faust_table5_graph"
 T5_SEED1 = T5 + "_seed1"
 T5_REFOPS = T5 + "_reference_operators"
 T5_EPS = T5 + "_gradient_eps"
+T5_BBOX = T5 + "_bbox_centring"
 #: Table 5 trained and tested on the shapes and operators of the reference script (the paper's own code)
 T5_REFOPS_CONFIG = {
     **T5_CONFIG, "operators": "reference", "gradient_eps": 1e-5,
@@ -257,6 +268,17 @@ T5_EPS_CONFIG = {
     **T5_CONFIG, "gradient_eps": 1e-5,
     "inputs": T5_CONFIG["inputs"] + "; operators with the gradient solve regularised by eps 1e-5 as the reference's "
               "(geometry.py l. 233), shapelib's centring and normals otherwise",
+}
+#: another of the three alone: every shape centred at its bounding-box middle and scaled to largest
+#: radius 1 as the reference's (operators built on those coordinates, which are the inputs), shapelib's
+#: normals and unregularised gradient solve. shapelib centres at the area-weighted centroid, which
+#: moves little with the pose; the bounding-box middle moves with a raised arm or a wide step.
+T5_BBOX_CONFIG = {
+    **T5_CONFIG, "operators": "bbox",
+    "inputs": "xyz as the reference script centres and scales them: every shape centred at its bounding-box middle "
+              "and scaled to largest radius 1 (normalize_positions(method='bbox')), operators built on those "
+              "coordinates with shapelib's normals and unregularised gradient solve; random rotation about the "
+              "vertical (y) axis at every training step (App. C)",
 }
 T5_PAPER_BASELINES = "the paper's mesh-based baselines degrade (e.g. ACSCNN 0.05 orig → 35.29 iso, 41.15 qes)"
 
@@ -313,8 +335,8 @@ def update_report(record: str = "results/records/02_diffusion_layers.json"):
 # one thing each. T5_SEED1: the same protocol from another seed, to see how much the columns (the
 # point clouds above all) vary from one training run to the next (the paper gives one run).
 # T5_REFOPS: the shapes and operators of the reference script (bbox centring, face-mean normals, gradient
-# eps 1e-5) in training and test: does the point-cloud column depend on them? T5_EPS: the last of the
-# three alone, to compare with T5_REFOPS at equal epochs (make train ... --stop-epoch).
+# eps 1e-5) in training and test: does the point-cloud column depend on them? T5_EPS and T5_BBOX: one
+# of the three alone each, to compare with T5_REFOPS at equal epochs (make train ... --stop-epoch).
 # T5_GRAPH: the connectivity-overfitting baseline, diffusion with the combinatorial graph Laplacian of
 # the mesh edges (k-NN graph for the cloud).
 for _name, _title, _cfg, _check in (
@@ -326,6 +348,8 @@ for _name, _title, _cfg, _check in (
                     "normals, gradient eps 1e-5)", T5_REFOPS_CONFIG, ["orig/080", "cloud/080"]),
         (T5_EPS, "DiffusionNet Table 5 with the reference's gradient regularisation alone (eps 1e-5; shapelib's "
                  "centring and normals)", T5_EPS_CONFIG, ["orig/080", "cloud/080"]),
+        (T5_BBOX, "DiffusionNet Table 5 with the reference's bounding-box centring and scale alone (shapelib's "
+                  "normals and gradient solve)", T5_BBOX_CONFIG, ["orig/080", "cloud/080"]),
         (T5_GRAPH, "Table 5 baseline: the same DiffusionNet with a graph Laplacian (connectivity-dependent)",
          {**T5_CONFIG, "laplacian": "graph"}, ["orig/080", "iso/080"])):
     register(Protocol(name=_name, title=_title, config=_cfg, build=_t5_build, train_items=_t5_items, loss=_t5_loss,

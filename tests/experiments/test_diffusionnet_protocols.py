@@ -108,23 +108,50 @@ def test_reference_operator_variant_meshes_are_bbox_centred_with_face_mean_norma
     np.testing.assert_allclose(a["ops"]["grad_x"].to_dense().numpy(), want, atol=1e-4 * np.abs(want).max(),
                                err_msg="the gradient is not solved with the reference's eps")
     assert np.abs(want - unregularised).max() > 1e-3 * np.abs(want).max(), "eps 1e-5 should change this gradient"
-    with pytest.raises(ValueError, match="choose 'shapelib' or 'reference'"):
+    with pytest.raises(ValueError, match="choose one of 'shapelib', 'reference', 'bbox'"):
         t5_prepare([shape], None, {**cfg, "operators": "mine"}, progress=False)
 
 
-def test_gradient_eps_alone_is_stored_beside_the_reference_operator_run_at_epoch_18():
-    """results/diffusionnet_table5_gradient_eps_epoch18.json: diffusionnet_faust_table5_gradient_eps stopped at
-    epoch 18 (make train MODEL=... TRAIN_ARGS="--stop-epoch 18 --train-only"; python -m shapelib.experiments
-    evaluate NAME --state --yardstick --out FILE), all 100 test shapes by both metrics. Its summary is the
-    mean of its rows; the reference-operator record keeps its own epoch-18 evaluation (same seed) to set
-    beside it; the README quotes both."""
+def test_bbox_centring_arm_changes_the_centring_alone(small_human):
+    """``diffusionnet_faust_table5_bbox_centring`` takes the reference variant's coordinates (bounding-box
+    middle, largest radius 1: the same inputs, to float32) but keeps the shape's own normals and
+    shapelib's unregularised gradient solve, where the reference variant stores face-mean normals
+    and regularises by eps."""
+    from shapelib.experiments.diffusionnet import T5_BBOX, T5_REFOPS_CONFIG, bbox_unit_shape, reference_t5_shape, t5_prepare
+    from shapelib.operators import compute_operators
+
+    shape = small_human.scaled(1.7).transformed(translation=[0.3, -2.0, 5.0])
+    cfg = {**registry.get(T5_BBOX).config, "k_eig": 16}
+    assert cfg["operators"] == "bbox" and not cfg.get("gradient_eps")
+    a = t5_prepare([shape], None, cfg, progress=False)[0]
+    ref = t5_prepare([shape], None, {**T5_REFOPS_CONFIG, "k_eig": 16}, progress=False)[0]
+    np.testing.assert_allclose(a["x"].numpy(), reference_t5_shape(shape).vertices.astype(np.float32),
+                               err_msg="not the reference's bbox-centred, unit-radius inputs")
+    np.testing.assert_allclose(a["x"].numpy(), ref["x"].numpy(), err_msg="inputs differ from the reference variant's")
+    np.testing.assert_allclose(a["shape"].vertex_normals(), shape.vertex_normals(), atol=1e-12,
+                               err_msg="the bbox arm should keep shapelib's normals")
+    assert np.abs(ref["shape"].vertex_normals() - shape.vertex_normals()).max() > 1e-3, "face-mean normals should differ"
+    want = compute_operators(bbox_unit_shape(shape), k=16, gradient_eps=0.0).grad_x.toarray()
+    got = a["ops"]["grad_x"].to_dense().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max(), err_msg="gradient should be shapelib's, unregularised")
+    assert np.abs(got - ref["ops"]["grad_x"].to_dense().numpy()).max() > 1e-3 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("arm", ["gradient_eps", "bbox_centring"])
+def test_one_reference_setting_alone_is_stored_beside_the_reference_operator_run_at_epoch_18(arm):
+    """results/diffusionnet_table5_<arm>_epoch18.json: diffusionnet_faust_table5_<arm> (the gradient eps
+    alone, the bounding-box centring alone) stopped at epoch 18 (make train MODEL=... TRAIN_ARGS="--stop-epoch
+    18 --train-only"; python -m shapelib.experiments evaluate NAME --state --yardstick --out FILE), all 100
+    test shapes by both metrics. Its summary is the mean of its rows; the reference-operator record keeps
+    its own epoch-18 evaluation (same seed) to set beside it; the README quotes both."""
     from pathlib import Path
 
-    from shapelib.experiments.diffusionnet import T5_EPS, T5_KINDS, T5_REFOPS
+    from shapelib.experiments.diffusionnet import T5, T5_KINDS, T5_REFOPS
 
     root = checkpoints.directory().parent.parent
-    rec = json.loads((root / "results" / "diffusionnet_table5_gradient_eps_epoch18.json").read_text())
-    assert rec["experiment"] == T5_EPS and rec["epoch"] == 18 and rec["steps"] == 18 * 80 and len(rec["loss_curve"]) == 18
+    rec = json.loads((root / "results" / f"diffusionnet_table5_{arm}_epoch18.json").read_text())
+    assert rec["experiment"] == f"{T5}_{arm}" and registry.get(rec["experiment"]).config["seed"] == 0
+    assert rec["epoch"] == 18 and rec["steps"] == 18 * 80 and len(rec["loss_curve"]) == 18
     for kind in T5_KINDS:
         rows = [v["error_x100"] for k, v in rec["evaluation"]["per_shape"].items() if k.startswith(kind + "/")]
         assert len(rows) == 20 and rec["evaluation"]["summary"][kind]["mean"] == pytest.approx(np.mean(rows), abs=1e-3)
