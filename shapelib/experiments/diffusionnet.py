@@ -89,7 +89,8 @@ def t5_prepare(shapes, labels, cfg, device=None, progress: bool = True, desc: st
     transforms = {"shapelib": None, "reference": reference_t5_shape, "bbox": bbox_unit_shape}
     if operators not in transforms:
         raise ValueError(f"cfg['operators'] = {operators!r}: choose one of {', '.join(map(repr, transforms))}.")
-    how = {"gradient_eps": cfg.get("gradient_eps", 0.0)}
+    # the reference variant must name its eps (a missing key is an error, never a silent 0)
+    how = {"gradient_eps": cfg["gradient_eps"] if operators == "reference" else cfg.get("gradient_eps", 0.0)}
     if transforms[operators] is not None:
         how.update(transform=transforms[operators], normalize_xyz=False)
     return prepare(shapes, labels, "xyz", k=cfg["k_eig"], method=cfg["laplacian"], device=device, progress=progress,
